@@ -1,0 +1,46 @@
+"""backprop: multilayer perceptrons trained by error backpropagation.
+
+Every formula follows the lecture notes (W of shape (n_out, n_in), z = W a + b, the delta
+recursion); see the README for a tour.
+"""
+
+from .activations import ACTIVATIONS, get_activation
+from .callbacks import Callback, EarlyStopping, History, TrainingDiverged
+from .gradcheck import gradcheck
+from .layers import (
+    MLP,
+    ActivationLayer,
+    Dense,
+    Dropout,
+    Embedding,
+    Maxout,
+    Sequential,
+)
+from .losses import LOSSES, SynapticPlasticity, get_loss
+from .training import Trainer, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "ActivationLayer",
+    "Callback",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "Embedding",
+    "History",
+    "Maxout",
+    "Sequential",
+    "SynapticPlasticity",
+    "Trainer",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+    "get_activation",
+    "get_loss",
+    "gradcheck",
+    "__version__",
+]

@@ -1,0 +1,131 @@
+"""Input checks shared by the core, the estimators and the CLI.
+
+Every check raises a one-line ``ValueError``/``TypeError`` that names the value and what was
+expected, so a user never sees a NumPy traceback from deep inside a matrix product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(dtype) -> np.dtype:
+    """Resolve ``"float32"``/``"float64"`` (or the NumPy types) to a dtype; others are refused."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(
+            f"dtype={dtype!r} is not supported: expected 'float32' or 'float64'"
+        ) from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype={dtype!r} is not supported: expected 'float32' or 'float64'")
+    return dt
+
+
+def check_array(X, *, n_features: int | None, dtype, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a C-contiguous 2-D array of ``dtype`` after checking it.
+
+    Refuses: non-numeric data, ``ndim != 2``, zero samples, a width different from
+    ``n_features``, NaN or infinity.
+    """
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} has dtype {arr.dtype}: expected numbers")
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} has shape {arr.shape}: expected 2-D (n_samples, n_features){hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}): expected at least one sample")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features (shape {arr.shape}): expected {n_features}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}): "
+            "expected finite numbers"
+        )
+    return arr
+
+
+def check_targets(Y, *, n: int, n_outputs: int, classification: bool, binary: bool, dtype):
+    """Turn targets into a float array of shape ``(n, n_outputs)``.
+
+    Classification (softmax + cross-entropy) accepts integer class labels ``(n,)`` in
+    ``[0, n_outputs)`` -- turned into one-hot rows -- or one-hot / probability rows.
+    Binary outputs accept values in ``[0, 1]``. Regression accepts ``(n,)`` when there is one
+    output.
+    """
+    try:
+        arr = np.asarray(Y)
+    except Exception as exc:
+        raise ValueError(f"y could not be read as an array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"y has dtype {arr.dtype}: expected numbers")
+    if arr.shape[:1] != (n,):
+        raise ValueError(
+            f"y has {arr.shape[0] if arr.ndim else 0} rows: expected {n} (one per sample in X)"
+        )
+    if classification and not binary and arr.ndim == 1:
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.isfinite(arr).all() or np.any(arr != np.round(arr)):
+                raise ValueError(
+                    "y has non-integer class labels: expected integers in [0, n_classes)"
+                )
+        labels = arr.astype(np.int64)
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= n_outputs:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"class label {bad} is out of range: expected integers in [0, {n_outputs - 1}]"
+            )
+        onehot = np.zeros((n, n_outputs), dtype=dtype)
+        onehot[np.arange(n), labels] = 1
+        return onehot
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"y has shape {arr.shape}: expected ({n}, {n_outputs}) for {n_outputs} outputs"
+            )
+        arr = arr.reshape(n, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(f"y has shape {arr.shape}: expected ({n}, {n_outputs})")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError("y contains NaN or infinity: expected finite numbers")
+    if classification and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(
+            f"y has values in [{arr.min():g}, {arr.max():g}]: expected probabilities in [0, 1]"
+        )
+    return arr
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}={value!r} is invalid: expected an integer >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {minimum}")
+    return int(value)
+
+
+def check_nonneg_float(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r} is invalid: expected a number >= 0") from None
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a finite number >= 0")
+    return v

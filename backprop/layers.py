@@ -1,0 +1,635 @@
+"""Layers and the networks built from them.
+
+Each layer does two local things, as in micrograd: ``forward`` computes its output from its input
+(keeping what backward needs), and ``backward`` takes ``delta = dC/d(output)`` and returns
+``dC/d(input)``, storing ``dC/d(parameter)`` in ``layer.grads``. Chaining the backward calls in
+reverse is the notes' delta recursion
+
+    delta(l) = W(l+1)^T delta(l+1) * f'(z(l)),   dW(l) = delta(l) a(l-1)^T,   db(l) = delta(l),
+
+written for a whole batch with samples in rows: ``dW = delta.T @ A``, ``db = delta.sum(0)``,
+``delta_in = delta @ W``.
+
+:class:`Sequential` chains layers, names their parameters ``W1, b1, W2, b2, ...`` and keeps all
+parameters (and all gradients) in one contiguous vector, so an optimizer updates the whole model
+with a few vectorised operations; ``net.params[k]`` are views into that vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from ._validation import as_dtype, check_array, check_nonneg_float, check_targets
+from .activations import Activation, get_activation
+from .init import default_init_for, initialize
+from .losses import default_loss_for, get_loss, l2_penalty
+
+__all__ = [
+    "Layer",
+    "Dense",
+    "ActivationLayer",
+    "Dropout",
+    "Maxout",
+    "Embedding",
+    "Sequential",
+    "MLP",
+    "ParamDict",
+]
+
+
+def _rng(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class Layer:
+    """Base class. ``params``/``grads`` map local names (``"W"``, ``"b"``) to arrays."""
+
+    weight_names: tuple[str, ...] = ()
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.need_input_grad = True
+
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, delta: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def output_width(self, n_in: int) -> int:
+        return n_in
+
+    def to_config(self) -> dict:
+        raise NotImplementedError
+
+    def _bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Point the layer at new (view) arrays; Sequential uses it to share one flat buffer."""
+        self.params = params
+        self.grads = grads
+
+
+class Dense(Layer):
+    """Fully connected layer ``z = W a + b``; batched ``Z = A @ W.T + b``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths; ``W`` has shape ``(n_out, n_in)`` as in the notes.
+    init : str or dict, default "glorot_uniform"
+        Initialiser name from :mod:`backprop.init`.
+    rng : Generator or int, optional
+    dtype : "float32" or "float64"
+
+    Examples
+    --------
+    >>> layer = Dense(3, 2, rng=0, dtype="float64")
+    >>> layer.forward(np.ones((5, 3))).shape
+    (5, 2)
+    """
+
+    weight_names = ("W",)
+
+    def __init__(self, n_in: int, n_out: int, *, init="glorot_uniform", rng=None, dtype="float32"):
+        super().__init__()
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        dt = as_dtype(dtype)
+        rng = _rng(rng)
+        self.params = {
+            "W": initialize(init, rng, (self.n_out, self.n_in), self.n_in, self.n_out, dt),
+            "b": np.zeros(self.n_out, dtype=dt),
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.init = init
+        self._A = None
+
+    def forward(self, X, training=False):
+        self._A = X
+        Z = X @ self.params["W"].T
+        Z += self.params["b"]
+        return Z
+
+    def backward(self, delta):
+        A = self._A
+        np.matmul(delta.T, A, out=self.grads["W"])  # dW = delta^T A   (n_out, n_in)
+        np.sum(delta, axis=0, out=self.grads["b"])  # db = sum over the batch of delta
+        if not self.need_input_grad:
+            return None
+        return delta @ self.params["W"]  # W^T delta, batched
+
+    def output_width(self, n_in):
+        return self.n_out
+
+    def to_config(self):
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out})"
+
+
+class ActivationLayer(Layer):
+    """Applies an activation elementwise (row-wise for softmax): ``a = f(z)``."""
+
+    def __init__(self, activation: str | dict | Activation):
+        super().__init__()
+        self.activation = get_activation(activation)
+        self._z = self._a = None
+
+    @property
+    def name(self) -> str:
+        return self.activation.name
+
+    def forward(self, X, training=False):
+        self._z = X
+        self._a = self.activation.forward(X)
+        return self._a
+
+    def backward(self, delta):
+        return self.activation.backward(self._z, self._a, delta)
+
+    def to_config(self):
+        return {"type": "Activation", "activation": self.activation.to_config()}
+
+    def __repr__(self):
+        return f"Activation({self.activation.name!r})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
+    ``1 / (1 - p)``, so inference is the identity (no rescaling at test time).
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        Probability of dropping a unit.
+    rng : Generator or int, optional
+    """
+
+    def __init__(self, p: float = 0.5, *, rng=None):
+        super().__init__()
+        p = float(p)
+        if not (0.0 <= p < 1.0):
+            raise ValueError(f"dropout p={p!r} is invalid: expected 0 <= p < 1")
+        self.p = p
+        self.rng = _rng(rng)
+        self._mask = None
+
+    def forward(self, X, training=False):
+        if not training or self.p == 0.0:
+            self._mask = None
+            return X
+        keep = self.rng.random(X.shape, dtype=X.dtype) >= self.p
+        self._mask = keep.astype(X.dtype)
+        self._mask *= X.dtype.type(1.0 / (1.0 - self.p))
+        return X * self._mask
+
+    def backward(self, delta):
+        if self._mask is None:
+            return delta
+        return delta * self._mask
+
+    def to_config(self):
+        return {"type": "Dropout", "p": self.p}
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class Maxout(Layer):
+    """Maxout (Goodfellow et al. 2013): each of ``n_out`` units is the maximum of ``k`` affine
+    pieces, ``a_j = max_p (W_{j,p} x + b_{j,p})``.
+
+    ``W`` has shape ``(n_out * k, n_in)`` with the pieces of unit ``j`` in rows
+    ``j*k .. j*k + k - 1``. The gradient flows only through the winning piece.
+    """
+
+    weight_names = ("W",)
+
+    def __init__(
+        self, n_in: int, n_out: int, k: int = 2, *, init="glorot_uniform", rng=None, dtype="float32"
+    ):
+        super().__init__()
+        if int(k) < 1:
+            raise ValueError(f"maxout k={k!r} is invalid: expected an integer >= 1")
+        self.n_in, self.n_out, self.k = int(n_in), int(n_out), int(k)
+        dt = as_dtype(dtype)
+        rng = _rng(rng)
+        rows = self.n_out * self.k
+        self.params = {
+            "W": initialize(init, rng, (rows, self.n_in), self.n_in, self.n_out, dt),
+            "b": np.zeros(rows, dtype=dt),
+        }
+        self.grads = {k_: np.zeros_like(v) for k_, v in self.params.items()}
+        self.init = init
+        self._A = self._idx = None
+
+    def forward(self, X, training=False):
+        self._A = X
+        Z = (X @ self.params["W"].T + self.params["b"]).reshape(X.shape[0], self.n_out, self.k)
+        self._idx = Z.argmax(axis=2)[..., None]
+        return np.take_along_axis(Z, self._idx, axis=2)[..., 0]
+
+    def backward(self, delta):
+        n = delta.shape[0]
+        dZ = np.zeros((n, self.n_out, self.k), dtype=delta.dtype)
+        np.put_along_axis(dZ, self._idx, delta[..., None], axis=2)
+        dZ = dZ.reshape(n, self.n_out * self.k)
+        np.matmul(dZ.T, self._A, out=self.grads["W"])
+        np.sum(dZ, axis=0, out=self.grads["b"])
+        if not self.need_input_grad:
+            return None
+        return dZ @ self.params["W"]
+
+    def output_width(self, n_in):
+        return self.n_out
+
+    def to_config(self):
+        return {
+            "type": "Maxout",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "k": self.k,
+            "init": self.init,
+        }
+
+    def __repr__(self):
+        return f"Maxout({self.n_in}, {self.n_out}, k={self.k})"
+
+
+class Embedding(Layer):
+    """Row lookup in an embedding matrix ``E`` of shape ``(n_vocab, dim)``.
+
+    For integer input of shape ``(n, c)`` (``c`` context words) the output is the ``c``
+    embedding rows concatenated, shape ``(n, c * dim)``: the same as multiplying each one-hot
+    word vector by ``E``, without ever forming the one-hot matrix. The backward pass adds each
+    row of ``delta`` into the row of ``dE`` of its word, so a word used several times in a batch
+    accumulates all its gradients.
+    """
+
+    weight_names = ("E",)
+
+    def __init__(self, n_vocab: int, dim: int, *, init=None, rng=None, dtype="float32"):
+        super().__init__()
+        self.n_vocab, self.dim = int(n_vocab), int(dim)
+        dt = as_dtype(dtype)
+        init = init or {"name": "normal", "sigma": 0.01}
+        self.params = {
+            "E": initialize(init, _rng(rng), (self.n_vocab, self.dim), self.n_vocab, self.dim, dt)
+        }
+        self.grads = {"E": np.zeros_like(self.params["E"])}
+        self.init = init
+        self.need_input_grad = False
+        self._idx = None
+
+    def forward(self, X, training=False):
+        idx = np.asarray(X)
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"Embedding input has dtype {idx.dtype}: expected integer word ids")
+        if idx.ndim == 1:
+            idx = idx[:, None]
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_vocab):
+            bad = idx.min() if idx.min() < 0 else idx.max()
+            raise ValueError(f"word id {bad} is out of range: expected 0 <= id < {self.n_vocab}")
+        self._idx = idx
+        return self.params["E"][idx].reshape(idx.shape[0], idx.shape[1] * self.dim)
+
+    def backward(self, delta):
+        dE = self.grads["E"]
+        dE.fill(0)
+        np.add.at(dE, self._idx.ravel(), delta.reshape(-1, self.dim))
+        return None
+
+    def output_width(self, n_in):
+        return n_in * self.dim
+
+    def to_config(self):
+        return {"type": "Embedding", "n_vocab": self.n_vocab, "dim": self.dim}
+
+    def __repr__(self):
+        return f"Embedding({self.n_vocab}, {self.dim})"
+
+
+class ParamDict(dict):
+    """The live parameters of a network. Assigning ``net.params["W1"] = new`` copies ``new``
+    into the model's storage (shape checked), so the model and this dict never drift apart."""
+
+    def __setitem__(self, key, value):
+        if key not in self:
+            raise KeyError(f"unknown parameter {key!r}: the model has {', '.join(self)}")
+        cur = dict.__getitem__(self, key)
+        arr = np.asarray(value)
+        if arr.shape != cur.shape:
+            raise ValueError(f"parameter {key!r} must have shape {cur.shape}, got {arr.shape}")
+        cur[...] = arr
+
+
+class Sequential:
+    """A chain of layers trained as one model.
+
+    Parameters are named after their layer's position among the layers that have parameters:
+    ``W1, b1`` for the first, ``W2, b2`` for the second (for an MLP: from the first hidden
+    layer, as in the notes). All parameters live in one contiguous vector ``flat_params`` and
+    all gradients in ``flat_grads``; ``params`` and ``grads`` are dicts of views into them.
+
+    Examples
+    --------
+    >>> net = Sequential([Dense(2, 4, rng=0), ActivationLayer("tanh"), Dense(4, 1, rng=1)])
+    >>> net.forward(np.zeros((3, 2), np.float32)).shape
+    (3, 1)
+    """
+
+    def __init__(self, layers: Iterable[Layer], *, n_in: int | None = None):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        self.n_in = n_in
+        if self.n_in is None:
+            first = self.layers[0]
+            self.n_in = getattr(first, "n_in", None)
+        self._consolidate()
+        first_param = next((i for i, l in enumerate(self.layers) if l.params), None)
+        for i, layer in enumerate(self.layers):
+            if i == first_param and not isinstance(layer, Embedding):
+                # The input needs no gradient: skip the largest product of the backward pass.
+                layer.need_input_grad = False
+
+    # -- parameter storage -------------------------------------------------------------------
+    def _consolidate(self):
+        names, arrays, owners = [], [], []
+        k = 0
+        for layer in self.layers:
+            if not layer.params:
+                continue
+            k += 1
+            for local, arr in layer.params.items():
+                names.append(f"{local}{k}")
+                arrays.append(arr)
+                owners.append((layer, local))
+        dtypes = {a.dtype for a in arrays}
+        if len(dtypes) > 1:
+            raise ValueError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        total = sum(a.size for a in arrays)
+        self.flat_params = np.empty(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        params, grads = ParamDict(), {}
+        per_layer: dict[int, tuple[dict, dict]] = {}
+        offset = 0
+        for name, arr, (layer, local) in zip(names, arrays, owners, strict=True):
+            p = self.flat_params[offset : offset + arr.size].reshape(arr.shape)
+            g = self.flat_grads[offset : offset + arr.size].reshape(arr.shape)
+            p[...] = arr
+            offset += arr.size
+            dict.__setitem__(params, name, p)
+            grads[name] = g
+            lp, lg = per_layer.setdefault(id(layer), ({}, {}))
+            lp[local], lg[local] = p, g
+        for layer in self.layers:
+            if id(layer) in per_layer:
+                layer._bind(*per_layer[id(layer)])
+        self.params = params
+        self.grads = grads
+        self.weight_keys = [
+            name
+            for name, (layer, local) in zip(names, owners, strict=True)
+            if local in layer.weight_names
+        ]
+
+    @property
+    def n_params(self) -> int:
+        return int(self.flat_params.size)
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter (for snapshots such as early stopping's best weights)."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_params(self, values: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the model (shapes checked)."""
+        for k, v in values.items():
+            self.params[k] = v
+
+    # -- computation -------------------------------------------------------------------------
+    @property
+    def output_activation(self) -> str | None:
+        last = self.layers[-1]
+        return last.name if isinstance(last, ActivationLayer) else None
+
+    @property
+    def n_out(self) -> int:
+        width = self.n_in
+        for layer in self.layers:
+            width = layer.output_width(width)
+        return width
+
+    def _check_X(self, X):
+        if self.layers and isinstance(self.layers[0], Embedding):
+            return X
+        return check_array(X, n_features=self.n_in, dtype=self.dtype)
+
+    def forward(self, X, training: bool = False) -> np.ndarray:
+        """Outputs after the output activation, shape ``(n_samples, n_out)``."""
+        A = self._check_X(X)
+        for layer in self.layers:
+            A = layer.forward(A, training)
+        return A
+
+    __call__ = forward
+
+    def _forward_unchecked(self, A, training, stop=None):
+        for layer in self.layers[:stop]:
+            A = layer.forward(A, training)
+        return A
+
+    def backward(self, delta: np.ndarray, start: int | None = None) -> None:
+        """Run the delta recursion from the output (or from layer ``start - 1``) to the input,
+        filling ``grads``."""
+        layers = self.layers if start is None else self.layers[:start]
+        for layer in reversed(layers):
+            delta = layer.backward(delta)
+            if delta is None:
+                break
+
+    def _loss_grad(self, Xc, Yc, loss, l2, regularizers, training=True):
+        """Forward + backward on checked arrays; fills ``flat_grads`` and returns the loss."""
+        fused = (
+            loss.fused_with is not None
+            and isinstance(self.layers[-1], ActivationLayer)
+            and self.layers[-1].name == loss.fused_with
+        )
+        if fused:
+            Z = self._forward_unchecked(Xc, training, stop=-1)
+            A = self.layers[-1].forward(Z, training)
+            value, delta = loss.fused(Z, A, Yc)
+            self.backward(delta, start=len(self.layers) - 1)
+        else:
+            A = self._forward_unchecked(Xc, training)
+            value = loss.value(A, Yc)
+            self.backward(loss.grad(A, Yc))
+        if l2:
+            reg, g = l2_penalty(self.params, self.weight_keys, l2, Xc.shape[0])
+            value += reg
+            for k, v in g.items():
+                self.grads[k] += v
+        for r in regularizers:
+            reg, g = r.value_and_grad(self.params)
+            value += reg
+            for k, v in g.items():
+                self.grads[k] += v
+        return value
+
+    def default_loss(self) -> str:
+        return default_loss_for(self.output_activation or "identity")
+
+    def check_targets(self, Y, n, loss):
+        is_clf = loss.classification
+        binary = loss.name == "binary_cross_entropy"
+        return check_targets(
+            Y, n=n, n_outputs=self.n_out, classification=is_clf, binary=binary, dtype=self.dtype
+        )
+
+    def loss_and_grad(
+        self, X, Y, loss=None, l2: float = 0.0, regularizers: Sequence = (), training: bool = True
+    ):
+        """Loss of the batch and its gradient with respect to every parameter.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_in)
+        Y : array (n_samples, n_out), or (n_samples,) of class labels / single outputs
+        loss : str or Loss, optional
+            Defaults to the output's natural loss (softmax -> cross_entropy,
+            sigmoid -> binary_cross_entropy, otherwise mse).
+        l2 : float
+            Adds ``l2 / (2 n) * sum W^2`` (weights, not biases).
+        regularizers : sequence
+            Extra penalties with ``value_and_grad(params)``, e.g. :class:`SynapticPlasticity`.
+        training : bool
+            Whether dropout is active.
+
+        Returns
+        -------
+        loss : float
+        grads : dict
+            Same keys and shapes as ``params`` (copies).
+        """
+        loss = get_loss(loss if loss is not None else self.default_loss())
+        l2 = check_nonneg_float(l2, "l2")
+        Xc = self._check_X(X)
+        Yc = self.check_targets(Y, len(Xc), loss)
+        value = self._loss_grad(Xc, Yc, loss, l2, regularizers, training)
+        return value, {k: v.copy() for k, v in self.grads.items()}
+
+    def to_config(self) -> dict:
+        return {
+            "type": "Sequential",
+            "n_in": self.n_in,
+            "layers": [layer.to_config() for layer in self.layers],
+        }
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"{type(self).__name__}([{inner}])"
+
+
+class MLP(Sequential):
+    """A multilayer perceptron: ``Dense -> activation`` repeated, then ``Dense -> output``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Widths including input and output, e.g. ``[784, 100, 10]``.
+    activation : str or list of str, default "relu"
+        Hidden activation, or one per hidden layer.
+    output : str, default "identity"
+        Output activation: ``identity``, ``sigmoid``, ``softmax``, ``tanh``, ...
+    init : str or dict, optional
+        Initialiser (see :mod:`backprop.init`); defaults to He for ReLU, Glorot otherwise.
+    dtype : "float32" (default) or "float64"
+    seed : int or Generator, optional
+        Seeds the network's one Generator, used for initialisation, dropout and shuffling.
+    dropout : float or list of float, default 0.0
+        Dropout probability after each hidden activation.
+
+    Examples
+    --------
+    >>> net = MLP([2, 2, 1], activation="sigmoid", output="sigmoid", seed=0)
+    >>> net.params["W1"].shape
+    (2, 2)
+    """
+
+    def __init__(
+        self,
+        sizes,
+        activation="relu",
+        output="identity",
+        init=None,
+        dtype="float32",
+        seed=None,
+        dropout=0.0,
+    ):
+        sizes = list(sizes) if not isinstance(sizes, (str, bytes)) else None
+        if (
+            not sizes
+            or len(sizes) < 2
+            or any(
+                isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes
+            )
+        ):
+            raise ValueError(
+                f"sizes={sizes!r} is invalid: expected a list of at least two positive integers "
+                "(input width, hidden widths..., output width)"
+            )
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, (str, dict)):
+            get_activation(activation)  # validate the name even without hidden layers
+            acts = [activation] * n_hidden
+        else:
+            acts = list(activation)
+        if len(acts) != n_hidden:
+            raise ValueError(
+                f"activation has {len(acts)} entries: expected one per hidden layer ({n_hidden})"
+            )
+        drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
+        if len(drops) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
+            )
+        dt = as_dtype(dtype)
+        self.rng = _rng(seed)
+        act_objs = [get_activation(a) for a in acts]
+        out_obj = get_activation(output)
+        layers: list[Layer] = []
+        for i in range(len(sizes) - 1):
+            act = act_objs[i] if i < n_hidden else out_obj
+            layer_init = init if init is not None else default_init_for(act.name)
+            layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, rng=self.rng, dtype=dt))
+            layers.append(ActivationLayer(act))
+            if i < n_hidden and drops[i]:
+                layers.append(Dropout(drops[i], rng=self.rng))
+        self.sizes = [int(s) for s in sizes]
+        self.activation = [a.name for a in act_objs]
+        self.output = out_obj.name
+        self.init = init
+        self.dropout = [float(d) for d in drops]
+        super().__init__(layers, n_in=self.sizes[0])
+
+    def to_config(self) -> dict:
+        return {
+            "type": "MLP",
+            "sizes": self.sizes,
+            "activation": self.activation,
+            "output": self.output,
+            "init": self.init,
+            "dtype": str(self.dtype),
+            "dropout": self.dropout,
+        }
+
+    def __repr__(self):
+        return (
+            f"MLP({self.sizes}, activation={self.activation}, output={self.output!r}, "
+            f"dtype={str(self.dtype)!r})"
+        )

@@ -1,0 +1,366 @@
+"""The training loop: epochs of shuffled mini-batches, stopping rules, a non-finite guard.
+
+One step, in the order of the notes (seed 002, "training a network by gradient descent"):
+
+1. take the next mini-batch ``B`` of a fresh permutation of the data (one contiguous shuffled
+   copy per epoch, then plain slices);
+2. forward pass and loss ``l(theta; B)``;
+3. backward pass: the delta recursion fills the gradient;
+4. the optimizer updates the parameters with the scheduled learning rate.
+
+``batch_size=n`` is batch gradient descent, ``batch_size=1`` stochastic gradient descent, anything
+between is mini-batch gradient descent. The notes' stopping rules are all available: a maximum
+number of epochs or of updates, the loss below a threshold, the change of the loss below
+``tol``; and early stopping on validation data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._validation import check_nonneg_float, check_positive_int
+from .callbacks import Callback, EarlyStopping, History, TrainingDiverged
+from .losses import get_loss
+from .optimizers import FULL_BATCH, get_optimizer, minimize_lbfgs
+
+__all__ = ["fit", "Trainer", "evaluate"]
+
+
+def _accuracy(A: np.ndarray, Y: np.ndarray) -> float:
+    if A.shape[1] == 1:
+        return float(np.mean((A[:, 0] >= 0.5) == (Y[:, 0] >= 0.5)))
+    return float(np.mean(A.argmax(axis=1) == Y.argmax(axis=1)))
+
+
+def evaluate(net, X, Y, loss=None, batch_size: int = 4096) -> dict:
+    """Loss (and accuracy for classification losses) of ``net`` on ``(X, Y)``, dropout off."""
+    loss = get_loss(loss if loss is not None else net.default_loss())
+    Xc = net._check_X(X)
+    Yc = net.check_targets(Y, len(Xc), loss)
+    return _evaluate_checked(net, Xc, Yc, loss, batch_size)
+
+
+def _evaluate_checked(net, Xc, Yc, loss, batch_size=4096):
+    total = 0.0
+    correct = 0.0
+    n = len(Xc)
+    for s in range(0, n, batch_size):
+        A = net._forward_unchecked(Xc[s : s + batch_size], False)
+        m = len(A)
+        total += loss.value(A, Yc[s : s + batch_size]) * m
+        if loss.classification:
+            correct += _accuracy(A, Yc[s : s + batch_size]) * m
+    out = {"loss": total / n}
+    if loss.classification:
+        out["accuracy"] = correct / n
+    return out
+
+
+class Trainer:
+    """Holds the state of one training run; :func:`fit` is the usual way to make and run one."""
+
+    def __init__(self, net, optimizer, loss, history, callbacks):
+        self.net = net
+        self.optimizer = optimizer
+        self.loss = loss
+        self.history = history
+        self.callbacks = list(callbacks)
+        self.stop_training = False
+        self.epoch = 0
+
+
+def fit(
+    net,
+    X,
+    Y,
+    *,
+    loss=None,
+    optimizer="adam",
+    lr: float | None = None,
+    schedule=None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    l2: float = 0.0,
+    regularizers: Sequence = (),
+    validation_data=None,
+    early_stopping: bool = False,
+    patience: int = 10,
+    min_delta: float = 0.0,
+    monitor: str | None = None,
+    max_iter: int | None = None,
+    loss_threshold: float | None = None,
+    tol: float | None = None,
+    n_iter_no_change: int = 1,
+    callbacks: Sequence[Callback] = (),
+    seed=None,
+) -> History:
+    """Train ``net`` on ``(X, Y)`` by mini-batch gradient descent and return a :class:`History`.
+
+    Parameters
+    ----------
+    net : Sequential or MLP
+        Trained in place.
+    X : array (n_samples, n_in)
+    Y : array (n_samples, n_out) or (n_samples,)
+        Class labels are accepted for cross-entropy.
+    loss : str or Loss, optional
+        Defaults to the output's natural loss.
+    optimizer : str or Optimizer, default "adam"
+        ``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``, ``adam``, ``radam``, or
+        ``lbfgs`` (full batch, through SciPy).
+    lr : float, optional
+        Learning rate (the optimizer's default when omitted).
+    schedule : Schedule, optional
+        A function ``step -> learning rate`` from :mod:`backprop.schedules`; replaces ``lr``.
+    epochs : int, default 10
+        Maximum number of passes over the data (for ``lbfgs``: maximum iterations).
+    batch_size : int, default 32
+        1 gives stochastic GD, ``len(X)`` batch GD. Clipped to ``len(X)``.
+    shuffle : bool, default True
+        Reshuffle before every epoch.
+    l2 : float
+        ``l2 / (2 n) sum W^2`` added to the loss (``n`` the batch size).
+    regularizers : sequence
+        Extra penalties, e.g. :class:`backprop.losses.SynapticPlasticity`.
+    validation_data : (X_val, Y_val), optional
+        Evaluated at the end of every epoch.
+    early_stopping : bool
+        Stop when ``monitor`` (``val_loss`` by default, else ``loss``) has not improved by
+        ``min_delta`` for ``patience`` epochs, and restore the best weights.
+    max_iter : int, optional
+        Stop after this many updates.
+    loss_threshold : float, optional
+        Stop when the epoch loss falls below it.
+    tol : float, optional
+        Stop when the epoch loss changes by less than ``tol`` for ``n_iter_no_change`` epochs
+        in a row (the notes' ``|l - l0| < epsilon``).
+    callbacks : sequence of Callback
+    seed : int or Generator, optional
+        Generator for shuffling; defaults to the network's own Generator (so one seed fixes
+        everything).
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss or the weights become non-finite; the weights of the end of the previous
+        epoch are restored.
+
+    Examples
+    --------
+    >>> net = MLP([2, 2, 1], activation="tanh", output="sigmoid", seed=1)
+    >>> hist = fit(net, X, y, optimizer="adam", lr=0.05, epochs=500, batch_size=4)
+    """
+    loss = get_loss(loss if loss is not None else net.default_loss())
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    l2 = check_nonneg_float(l2, "l2")
+    if max_iter is not None:
+        max_iter = check_positive_int(max_iter, "max_iter")
+    if tol is not None:
+        tol = check_nonneg_float(tol, "tol")
+    n_iter_no_change = check_positive_int(n_iter_no_change, "n_iter_no_change")
+    Xc = net._check_X(X)
+    Yc = net.check_targets(Y, len(Xc), loss)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, Y_val)")
+        Xv = net._check_X(validation_data[0])
+        val = (Xv, net.check_targets(validation_data[1], len(Xv), loss))
+
+    rng = getattr(net, "rng", None) if seed is None else np.random.default_rng(seed)
+    if rng is None:
+        rng = np.random.default_rng()
+    opt_kwargs = {}
+    if schedule is not None:
+        opt_kwargs["lr"] = schedule
+    elif lr is not None:
+        opt_kwargs["lr"] = lr
+    opt_name = optimizer if isinstance(optimizer, str) else None
+    history = History()
+    cbs = list(callbacks)
+    if early_stopping:
+        mon = monitor or ("val_loss" if val is not None else "loss")
+        if mon.startswith("val_") and val is None:
+            raise ValueError(f"early stopping on {mon!r} needs validation_data")
+        cbs.append(EarlyStopping(monitor=mon, patience=patience, min_delta=min_delta))
+
+    if opt_name is not None and opt_name.lower() in FULL_BATCH:
+        trainer = Trainer(net, opt_name, loss, history, cbs)
+        return _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, epochs, loss_threshold, tol)
+
+    opt = get_optimizer(optimizer, **opt_kwargs)
+    trainer = Trainer(net, opt, loss, history, cbs)
+    n = len(Xc)
+    bs = min(batch_size, n)
+    last_good = net.flat_params.copy()
+    params = {"flat": net.flat_params}
+    grads = {"flat": net.flat_grads}
+    classification = loss.classification
+    for cb in cbs:
+        cb.on_train_begin(trainer)
+    try:
+        for epoch in range(1, epochs + 1):
+            trainer.epoch = epoch
+            for cb in cbs:
+                cb.on_epoch_begin(trainer, epoch)
+            t0 = time.perf_counter()
+            if shuffle:
+                order = rng.permutation(n)
+                Xs, Ys = Xc[order], Yc[order]
+            else:
+                Xs, Ys = Xc, Yc
+            total = 0.0
+            correct = 0.0
+            seen = 0
+            for start in range(0, n, bs):
+                xb = Xs[start : start + bs]
+                yb = Ys[start : start + bs]
+                value = net._loss_grad(xb, yb, loss, l2, regularizers, True)
+                if not math.isfinite(value):
+                    _diverged(trainer, last_good, epoch, f"the loss became {value}")
+                lr_now = opt.current_lr()
+                opt.step(params, grads)
+                m = len(xb)
+                total += value * m
+                seen += m
+                if classification:
+                    correct += _accuracy(net.layers[-1]._a, yb) * m
+                history.n_steps += 1
+                for cb in cbs:
+                    cb.on_batch_end(trainer, history.n_steps, value, m)
+                if max_iter is not None and history.n_steps >= max_iter:
+                    trainer.stop_training = True
+                    history.stop_reason = f"reached max_iter={max_iter} updates"
+                    break
+            elapsed = time.perf_counter() - t0
+            if not np.isfinite(net.flat_params).all():
+                _diverged(trainer, last_good, epoch, "the weights became non-finite")
+            np.copyto(last_good, net.flat_params)
+            epoch_loss = total / seen
+            history.loss.append(epoch_loss)
+            history.lr.append(float(lr_now))
+            history.epoch_time.append(elapsed)
+            logs = {"loss": epoch_loss}
+            if classification:
+                history.accuracy.append(correct / seen)
+                logs["accuracy"] = correct / seen
+            if val is not None:
+                ev = _evaluate_checked(net, val[0], val[1], loss)
+                history.val_loss.append(ev["loss"])
+                logs["val_loss"] = ev["loss"]
+                if "accuracy" in ev:
+                    history.val_accuracy.append(ev["accuracy"])
+                    logs["val_accuracy"] = ev["accuracy"]
+            for cb in cbs:
+                cb.on_epoch_end(trainer, epoch, logs)
+            if loss_threshold is not None and epoch_loss < loss_threshold:
+                trainer.stop_training = True
+                history.stop_reason = f"loss {epoch_loss:.6g} fell below {loss_threshold:g}"
+            if tol is not None and len(history.loss) > n_iter_no_change:
+                recent = history.loss[-(n_iter_no_change + 1) :]
+                if all(abs(b - a) < tol for a, b in zip(recent, recent[1:], strict=False)):
+                    trainer.stop_training = True
+                    history.stop_reason = (
+                        f"loss changed by less than tol={tol:g} for {n_iter_no_change} epoch(s)"
+                    )
+            if trainer.stop_training:
+                break
+        else:
+            history.stop_reason = history.stop_reason or f"reached epochs={epochs}"
+    except KeyboardInterrupt:
+        history.interrupted = True
+        history.stop_reason = f"interrupted during epoch {trainer.epoch}"
+        if not np.isfinite(net.flat_params).all():
+            np.copyto(net.flat_params, last_good)
+    for cb in cbs:
+        cb.on_train_end(trainer)
+    return history
+
+
+def _diverged(trainer, last_good, epoch, what):
+    np.copyto(trainer.net.flat_params, last_good)
+    opt = trainer.optimizer
+    lr = opt.current_lr() if hasattr(opt, "current_lr") else None
+    hint = f" The learning rate ({lr:g}) is probably too high" if lr is not None else ""
+    msg = (
+        f"training diverged in epoch {epoch}: {what}.{hint}; the weights were restored to the "
+        f"end of epoch {epoch - 1}."
+    )
+    trainer.history.stop_reason = msg
+    for cb in trainer.callbacks:
+        cb.on_train_end(trainer)
+    raise TrainingDiverged(msg, trainer.history)
+
+
+def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold, tol):
+    """Full-batch L-BFGS through SciPy; one 'epoch' in the History per iteration."""
+    net, loss, history = trainer.net, trainer.loss, trainer.history
+    theta = net.flat_params
+
+    def fun(x):
+        theta[...] = x
+        value = net._loss_grad(Xc, Yc, loss, l2, regularizers, True)
+        return value, net.flat_grads.astype(np.float64)
+
+    t0 = [time.perf_counter()]
+
+    def callback(xk):
+        theta[...] = xk
+        ev = _evaluate_checked(net, Xc, Yc, loss)
+        history.loss.append(ev["loss"] + _reg_value(net, l2, len(Xc), regularizers))
+        if "accuracy" in ev:
+            history.accuracy.append(ev["accuracy"])
+        history.lr.append(float("nan"))
+        now = time.perf_counter()
+        history.epoch_time.append(now - t0[0])
+        t0[0] = now
+        logs = {"loss": history.loss[-1]}
+        if val is not None:
+            ev = _evaluate_checked(net, val[0], val[1], loss)
+            history.val_loss.append(ev["loss"])
+            logs["val_loss"] = ev["loss"]
+            if "accuracy" in ev:
+                history.val_accuracy.append(ev["accuracy"])
+                logs["val_accuracy"] = ev["accuracy"]
+        trainer.epoch += 1
+        for cb in trainer.callbacks:
+            cb.on_epoch_end(trainer, trainer.epoch, logs)
+        if loss_threshold is not None and history.loss[-1] < loss_threshold:
+            raise StopIteration
+        if trainer.stop_training:
+            raise StopIteration
+
+    for cb in trainer.callbacks:
+        cb.on_train_begin(trainer)
+    res = minimize_lbfgs(
+        fun,
+        theta.astype(np.float64),
+        max_iter=max_iter,
+        tol=tol if tol is not None else 1e-9,
+        callback=callback,
+    )
+    theta[...] = res.x
+    history.n_steps = int(getattr(res, "nit", trainer.epoch))
+    history.stop_reason = history.stop_reason or f"L-BFGS: {res.message}"
+    for cb in trainer.callbacks:
+        cb.on_train_end(trainer)
+    return history
+
+
+def _reg_value(net, l2, n, regularizers):
+    from .losses import l2_penalty
+
+    value = l2_penalty(net.params, net.weight_keys, l2, n)[0] if l2 else 0.0
+    for r in regularizers:
+        value += r.value_and_grad(net.params)[0]
+    return value

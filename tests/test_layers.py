@@ -1,0 +1,206 @@
+import numpy as np
+import pytest
+
+from backprop import MLP, ActivationLayer, Dense, Dropout, Embedding, Maxout, Sequential, gradcheck
+from backprop.gradcheck import numerical_grad, relative_error
+
+
+def test_mlp_parameter_names_shapes_and_notation():
+    net = MLP([784, 100, 10], output="softmax", seed=0)
+    assert list(net.params) == ["W1", "b1", "W2", "b2"]
+    assert net.params["W1"].shape == (100, 784)  # (n_out, n_in), as in the notes
+    assert net.params["b1"].shape == (100,)
+    assert net.params["W2"].shape == (10, 100)
+    assert net.n_params == 784 * 100 + 100 + 100 * 10 + 10
+    assert all(v.dtype == np.float32 for v in net.params.values())
+
+
+def test_forward_is_z_equals_W_a_plus_b(rng):
+    net = MLP([3, 4, 2], activation="sigmoid", output="identity", dtype="float64", seed=0)
+    X = rng.normal(size=(5, 3))
+    W1, b1, W2, b2 = (net.params[k] for k in ("W1", "b1", "W2", "b2"))
+    a1 = 1 / (1 + np.exp(-(X @ W1.T + b1)))
+    np.testing.assert_allclose(net.forward(X), a1 @ W2.T + b2)
+    # per sample, in the notes' column form z = W a + b
+    x = X[0]
+    a = 1 / (1 + np.exp(-(W1 @ x + b1)))
+    np.testing.assert_allclose(net.forward(X[:1])[0], W2 @ a + b2)
+
+
+def test_editing_params_in_place_edits_the_model(rng):
+    net = MLP([2, 3, 1], dtype="float64", seed=0)
+    X = rng.normal(size=(4, 2))
+    before = net.forward(X).copy()
+    net.params["b2"] += 1.0
+    np.testing.assert_allclose(net.forward(X), before + 1.0)
+    net.params["W2"] = np.zeros((1, 3))  # assignment copies into the model's storage
+    np.testing.assert_allclose(net.forward(X), np.full((4, 1), net.params["b2"][0]))
+    assert net.layers[2].params["W"] is not None
+    with pytest.raises(ValueError, match="shape"):
+        net.params["W2"] = np.zeros((3, 1))
+
+
+def test_params_are_views_of_one_flat_vector():
+    net = MLP([3, 4, 2], seed=0)
+    net.flat_params[:] = 0.5
+    assert all((v == 0.5).all() for v in net.params.values())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_seed_same_weights(dtype):
+    a = MLP([5, 7, 3], seed=42, dtype=dtype)
+    b = MLP([5, 7, 3], seed=42, dtype=dtype)
+    c = MLP([5, 7, 3], seed=43, dtype=dtype)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    assert not np.array_equal(a.flat_params, c.flat_params)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_kept_end_to_end(dtype, rng):
+    net = MLP([3, 4, 2], output="softmax", dtype=dtype, seed=0)
+    X = rng.normal(size=(5, 3))  # float64 input is converted once to the model's dtype
+    out = net.forward(X)
+    _, grads = net.loss_and_grad(X, [0, 1, 1, 0, 1])
+    assert out.dtype == np.dtype(dtype)
+    assert all(g.dtype == np.dtype(dtype) for g in grads.values())
+
+
+def test_per_layer_activations():
+    net = MLP([2, 3, 3, 1], activation=["tanh", "relu"], seed=0)
+    names = [layer.name for layer in net.layers if isinstance(layer, ActivationLayer)]
+    assert names == ["tanh", "relu", "identity"]
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        MLP([2, 3, 3, 1], activation=["tanh"])
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "identity"])
+def test_deep_network_gradcheck(act, rng):
+    net = MLP([4, 5, 3, 3], activation=act, output="softmax", dtype="float64", seed=1)
+    X = rng.normal(size=(6, 4))
+    assert gradcheck(net, X, rng.integers(0, 3, 6), l2=0.1) < 1e-6
+
+
+def test_maxout_gradcheck(rng):
+    net = Sequential(
+        [Maxout(3, 4, k=3, rng=0, dtype="float64"), Dense(4, 2, rng=1, dtype="float64")]
+    )
+    X = rng.normal(size=(7, 3))
+    Y = rng.normal(size=(7, 2))
+    assert gradcheck(net, X, Y, loss="mse") < 1e-6
+    assert list(net.params) == ["W1", "b1", "W2", "b2"]
+    assert net.params["W1"].shape == (12, 3)
+
+
+def test_maxout_takes_the_max_piece():
+    layer = Maxout(1, 1, k=3, rng=0, dtype="float64")
+    layer.params["W"][:, 0] = [1.0, -1.0, 0.0]
+    out = layer.forward(np.array([[2.0], [-3.0], [0.5]]))
+    np.testing.assert_allclose(out[:, 0], [2.0, 3.0, 0.5])
+
+
+def test_dropout_gradcheck_with_fixed_mask(rng):
+    drop = Dropout(0.4)
+    net = Sequential(
+        [
+            Dense(3, 6, rng=0, dtype="float64"),
+            ActivationLayer("tanh"),
+            drop,
+            Dense(6, 2, rng=1, dtype="float64"),
+        ]
+    )
+    X, Y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+
+    def loss():
+        drop.rng = np.random.default_rng(7)  # the same mask at every evaluation
+        return net.loss_and_grad(X, Y, loss="mse", training=True)
+
+    _, analytic = loss()
+    numeric = numerical_grad(lambda: loss()[0], net.params)
+    assert max(relative_error(analytic[k], numeric[k]) for k in analytic) < 1e-6
+
+
+def test_dropout_is_inverted_and_off_at_inference(rng):
+    drop = Dropout(0.25, rng=0)
+    X = np.ones((2000, 50))
+    out = drop.forward(X, training=True)
+    kept = out != 0
+    assert abs(kept.mean() - 0.75) < 0.01
+    np.testing.assert_allclose(out[kept], 1 / 0.75)
+    assert abs(out.mean() - 1.0) < 0.02  # expectation preserved
+    assert drop.forward(X, training=False) is X
+
+
+def test_embedding_lookup_and_repeated_word_gradient(rng):
+    emb = Embedding(6, 3, init={"name": "normal", "sigma": 1.0}, rng=0, dtype="float64")
+    net = Sequential(
+        [
+            emb,
+            Dense(6, 4, rng=1, dtype="float64"),
+            ActivationLayer("tanh"),
+            Dense(4, 6, rng=2, dtype="float64"),
+            ActivationLayer("softmax"),
+        ],
+        n_in=2,
+    )
+    idx = np.array([[1, 1], [2, 1], [5, 0]])  # word 1 three times
+    out = emb.forward(idx)
+    np.testing.assert_array_equal(out[1], np.concatenate([emb.params["E"][2], emb.params["E"][1]]))
+    onehot = np.eye(6)[idx]  # one-hot times E is the same lookup
+    np.testing.assert_allclose(out, (onehot @ emb.params["E"]).reshape(3, 6))
+    assert gradcheck(net, idx, [0, 3, 5]) < 1e-6
+    assert list(net.params)[:1] == ["E1"]
+
+
+def test_embedding_rejects_bad_ids():
+    emb = Embedding(4, 2, rng=0)
+    with pytest.raises(ValueError, match="word id 4 is out of range"):
+        emb.forward(np.array([[0, 4]]))
+    with pytest.raises(TypeError, match="integer"):
+        emb.forward(np.array([[0.5]]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(sizes=[3]), "at least two"),
+        (dict(sizes=[3, 0, 1]), "positive"),
+        (dict(sizes=[3, 1], activation="relux"), "unknown activation"),
+        (dict(sizes=[3, 1], output="nope"), "unknown activation"),
+        (dict(sizes=[3, 1], dtype="int32"), "float32"),
+        (dict(sizes=[3, 1], init="zeros"), "unknown init"),
+        (dict(sizes=[3, 2, 1], dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_construction_is_one_line_error(kwargs, match):
+    with pytest.raises(ValueError, match=match) as exc:
+        MLP(**kwargs)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "X,y,match",
+    [
+        (np.zeros((4, 2)), [0, 1, 0, 1], "has 2 features"),
+        (np.zeros(3), [0, 1, 0], "expected 2-D"),
+        (np.zeros((0, 3)), [], "empty"),
+        (np.array([[0, np.nan, 0]] * 4), [0, 1, 0, 1], "NaN"),
+        (np.zeros((4, 3)), [0, 1, 0, 7], "class label 7 is out of range"),
+        (np.zeros((4, 3)), [0, 1, 0, -1], "class label -1"),
+        (np.zeros((4, 3)), [0, 1, 0], "rows"),
+        (np.zeros((4, 3)), [0, 1, np.inf, 0], "non-integer"),
+        ([["a", "b", "c"]], [0], "expected numbers"),
+    ],
+)
+def test_bad_data_is_one_line_error(X, y, match):
+    net = MLP([3, 4, 3], output="softmax", seed=0)
+    with pytest.raises((ValueError, TypeError), match=match) as exc:
+        net.loss_and_grad(X, y)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_targets_for_regression():
+    net = MLP([2, 2], seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        net.loss_and_grad(np.zeros((2, 2)), [[0.0, np.nan], [0, 0]])
+    with pytest.raises(ValueError, match=r"expected \(2, 2\)"):
+        net.loss_and_grad(np.zeros((2, 2)), [0.0, 1.0])
