@@ -36,6 +36,7 @@ __all__ = [
     "Sequential",
     "MLP",
     "ParamDict",
+    "from_config",
 ]
 
 
@@ -527,6 +528,7 @@ class Sequential:
         return {
             "type": "Sequential",
             "n_in": self.n_in,
+            "dtype": str(self.dtype),
             "layers": [layer.to_config() for layer in self.layers],
         }
 
@@ -633,3 +635,49 @@ class MLP(Sequential):
             f"MLP({self.sizes}, activation={self.activation}, output={self.output!r}, "
             f"dtype={str(self.dtype)!r})"
         )
+
+
+def _layer_from_config(cfg: dict, dtype, rng) -> Layer:
+    kind = cfg.get("type")
+    if kind == "Dense":
+        return Dense(
+            cfg["n_in"], cfg["n_out"], init=cfg.get("init", "glorot_uniform"), rng=rng, dtype=dtype
+        )
+    if kind == "Maxout":
+        return Maxout(
+            cfg["n_in"],
+            cfg["n_out"],
+            cfg.get("k", 2),
+            init=cfg.get("init", "glorot_uniform"),
+            rng=rng,
+            dtype=dtype,
+        )
+    if kind == "Embedding":
+        return Embedding(cfg["n_vocab"], cfg["dim"], rng=rng, dtype=dtype)
+    if kind == "Activation":
+        return ActivationLayer(cfg["activation"])
+    if kind == "Dropout":
+        return Dropout(cfg["p"], rng=rng)
+    raise ValueError(f"unknown layer type {kind!r} in model config")
+
+
+def from_config(config: dict, seed=None) -> Sequential:
+    """Rebuild an (untrained, freshly initialised) network from ``net.to_config()``.
+
+    Model files use it, then copy the stored weights in.
+    """
+    if not isinstance(config, dict) or config.get("type") not in ("MLP", "Sequential"):
+        raise ValueError("model config must be a dict with type 'MLP' or 'Sequential'")
+    if config["type"] == "MLP":
+        kwargs = {
+            k: config[k]
+            for k in ("sizes", "activation", "output", "init", "dtype", "dropout")
+            if k in config
+        }
+        return MLP(seed=seed, **kwargs)
+    dtype = config.get("dtype", "float32")
+    rng = _rng(seed)
+    layers = [_layer_from_config(c, dtype, rng) for c in config.get("layers", [])]
+    net = Sequential(layers, n_in=config.get("n_in"))
+    net.rng = rng
+    return net
