@@ -184,8 +184,9 @@ class _Linear(Schedule):
             raise ValueError(f"end_lr={end_lr!r} is invalid: expected 0 <= end_lr <= lr={lr!r}")
 
     def _value(self, t: int) -> float:
-        frac = min(t, self.total_steps) / self.total_steps
-        return self.lr + (self.end_lr - self.lr) * frac
+        if t >= self.total_steps:
+            return self.end_lr
+        return self.lr + (self.end_lr - self.lr) * (t / self.total_steps)
 
 
 class _Exponential(Schedule):
