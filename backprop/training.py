@@ -208,6 +208,10 @@ def fit(
     classification = loss.classification
     for cb in cbs:
         cb.on_train_begin(trainer)
+    # Overflow in a diverging run is detected below (non-finite loss or weights) and reported
+    # once, clearly; NumPy's own overflow warnings would only add noise.
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()
     try:
         for epoch in range(1, epochs + 1):
             trainer.epoch = epoch
@@ -282,6 +286,8 @@ def fit(
         history.stop_reason = f"interrupted during epoch {trainer.epoch}"
         if not np.isfinite(net.flat_params).all():
             np.copyto(net.flat_params, last_good)
+    finally:
+        errstate.__exit__(None, None, None)
     for cb in cbs:
         cb.on_train_end(trainer)
     return history

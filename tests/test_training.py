@@ -1,0 +1,214 @@
+import numpy as np
+import pytest
+
+from backprop import MLP, Callback, TrainingDiverged, evaluate, fit
+from backprop.schedules import step_decay
+
+
+def _blobs(rng, n=120, d=4, k=3, scale=3.0):
+    centers = rng.normal(size=(k, d)) * scale
+    y = rng.integers(0, k, n)
+    return centers[y] + rng.normal(size=(n, d)), y
+
+
+def test_batch_gd_equals_hand_written_loop(rng):
+    X, y = _blobs(rng, n=40)
+    net = MLP([4, 5, 3], activation="tanh", output="softmax", dtype="float64", seed=0)
+    ref = MLP([4, 5, 3], activation="tanh", output="softmax", dtype="float64", seed=0)
+    fit(net, X, y, optimizer="sgd", lr=0.3, epochs=5, batch_size=len(X), l2=0.01)
+    for _ in range(5):  # theta <- theta - eta * grad l(theta; D), the notes' batch GD
+        _, g = ref.loss_and_grad(X, y, l2=0.01)
+        for k in ref.params:
+            ref.params[k] -= 0.3 * g[k]
+    np.testing.assert_allclose(net.flat_params, ref.flat_params, rtol=1e-12)
+
+
+def test_minibatch_without_shuffle_equals_hand_written_loop(rng):
+    X, y = _blobs(rng, n=30)
+    net = MLP([4, 3], output="softmax", dtype="float64", seed=0)
+    ref = MLP([4, 3], output="softmax", dtype="float64", seed=0)
+    hist = fit(net, X, y, optimizer="sgd", lr=0.1, epochs=2, batch_size=7, shuffle=False)
+    for _ in range(2):
+        for s in range(0, 30, 7):  # last batch has 2 samples
+            _, g = ref.loss_and_grad(X[s : s + 7], y[s : s + 7])
+            for k in ref.params:
+                ref.params[k] -= 0.1 * g[k]
+    np.testing.assert_allclose(net.flat_params, ref.flat_params, rtol=1e-12)
+    assert hist.n_steps == 2 * 5
+
+
+@pytest.mark.parametrize("batch_size,steps", [(1, 30), (30, 1), (8, 4), (1000, 1)])
+def test_updates_per_epoch(batch_size, steps, rng):
+    X, y = _blobs(rng, n=30)
+    net = MLP([4, 3], output="softmax", seed=0)
+    hist = fit(net, X, y, epochs=3, batch_size=batch_size)
+    assert hist.n_steps == 3 * steps
+
+
+def test_same_seed_gives_bit_identical_training(rng):
+    X, y = _blobs(rng)
+    runs = []
+    for seed in (7, 7, 8):
+        net = MLP([4, 8, 3], output="softmax", seed=seed, dropout=0.2)
+        fit(net, X, y, epochs=3, batch_size=16)
+        runs.append(net.flat_params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_reshuffles_every_epoch(rng):
+    X, y = _blobs(rng, n=32)
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, trainer, step, batch_loss, batch_size):
+            seen.append(batch_loss)
+
+    net = MLP([4, 3], output="softmax", dtype="float64", seed=0)
+    fit(net, X, y, optimizer="sgd", lr=0.0 + 1e-12, epochs=2, batch_size=8, callbacks=[Spy()])
+    # With a negligible learning rate the weights barely move, so different batch losses in
+    # epoch 2 mean different batches: the data was reshuffled.
+    first, second = np.array(seen[:4]), np.array(seen[4:])
+    assert not np.allclose(np.sort(first), np.sort(second))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_learns_and_keeps_dtype(dtype, rng):
+    X, y = _blobs(rng)
+    net = MLP([4, 16, 3], output="softmax", dtype=dtype, seed=0)
+    hist = fit(
+        net, X, y, optimizer="adam", lr=0.01, epochs=40, batch_size=16, validation_data=(X, y)
+    )
+    assert hist.loss[-1] < hist.loss[0] / 3
+    assert hist.val_accuracy[-1] > 0.9
+    assert net.flat_params.dtype == np.dtype(dtype)
+    assert net.forward(X).dtype == np.dtype(dtype)
+    assert len(hist.val_loss) == len(hist.loss) == len(hist.accuracy) == 40
+
+
+def test_stopping_rules(rng):
+    X, y = _blobs(rng)
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    h = fit(net, X, y, epochs=50, batch_size=10, max_iter=25)
+    assert h.n_steps == 25 and "max_iter" in h.stop_reason
+
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    h = fit(net, X, y, lr=0.05, epochs=500, batch_size=10, loss_threshold=0.05)
+    assert h.loss[-1] < 0.05 and h.epochs < 500 and "below" in h.stop_reason
+
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    h = fit(net, X, y, lr=0.05, epochs=500, batch_size=len(X), tol=1e-3, n_iter_no_change=2)
+    assert h.epochs < 500 and "tol" in h.stop_reason
+    assert abs(h.loss[-1] - h.loss[-2]) < 1e-3 and abs(h.loss[-2] - h.loss[-3]) < 1e-3
+
+
+def test_early_stopping_restores_best_weights(rng):
+    # Few noisy samples and a large network: the validation loss turns up soon.
+    X = rng.normal(size=(20, 4))
+    y = rng.integers(0, 3, 20)
+    Xv = rng.normal(size=(50, 4))
+    yv = rng.integers(0, 3, 50)
+    snapshots = {}
+
+    class Snap(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            snapshots[epoch] = trainer.net.flat_params.copy()
+
+    net = MLP([4, 64, 3], output="softmax", seed=0)
+    h = fit(
+        net,
+        X,
+        y,
+        lr=0.01,
+        epochs=300,
+        batch_size=5,
+        validation_data=(Xv, yv),
+        early_stopping=True,
+        patience=5,
+        callbacks=[Snap()],
+    )
+    best = int(np.argmin(h.val_loss)) + 1
+    assert h.best_epoch == best
+    assert h.epochs == best + 5 < 300
+    np.testing.assert_array_equal(net.flat_params, snapshots[best])
+    assert evaluate(net, Xv, yv)["loss"] == pytest.approx(min(h.val_loss), rel=1e-5)
+
+
+def test_divergence_stops_with_message_and_keeps_finite_weights(rng):
+    X = rng.normal(size=(64, 3)) * 10
+    y = rng.normal(size=(64, 1)) * 10
+    net = MLP([3, 16, 1], activation="relu", dtype="float32", seed=0)
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+.*learning rate \(1e\+06\)") as exc:
+        fit(net, X, y, optimizer="sgd", lr=1e6, epochs=50, batch_size=8)
+    assert np.isfinite(net.flat_params).all()
+    assert "\n" not in str(exc.value)
+    assert exc.value.history.stop_reason == str(exc.value)
+
+
+def test_ctrl_c_stops_cleanly(rng):
+    X, y = _blobs(rng)
+
+    class Interrupt(Callback):
+        def on_batch_end(self, trainer, step, batch_loss, batch_size):
+            if trainer.epoch == 3:
+                raise KeyboardInterrupt
+
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    h = fit(
+        net,
+        X,
+        y,
+        epochs=10,
+        batch_size=16,
+        validation_data=(X, y),
+        early_stopping=True,
+        callbacks=[Interrupt()],
+    )
+    assert h.interrupted and h.epochs == 2 and "interrupted" in h.stop_reason
+    assert h.best_epoch in (1, 2)
+    assert np.isfinite(net.flat_params).all()
+
+
+def test_schedule_drives_learning_rate(rng):
+    X, y = _blobs(rng, n=40)
+    net = MLP([4, 3], output="softmax", seed=0)
+    h = fit(
+        net,
+        X,
+        y,
+        optimizer="sgd",
+        schedule=step_decay(0.1, gamma=0.5, every=4),
+        epochs=4,
+        batch_size=10,
+    )
+    # 4 steps per epoch; the lr of the last step of each epoch
+    np.testing.assert_allclose(h.lr, [0.1, 0.05, 0.025, 0.0125])
+
+
+def test_lbfgs_full_batch(rng):
+    X = rng.uniform(-1, 1, size=(50, 1))
+    y = np.sin(3 * X)
+    net = MLP([1, 10, 1], activation="tanh", dtype="float64", seed=0)
+    h = fit(net, X, y, optimizer="lbfgs", epochs=300)
+    assert h.loss[-1] < 1e-3
+    assert np.mean((net.forward(X) - y) ** 2) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch_size=0), "batch_size=0"),
+        (dict(epochs=0), "epochs=0"),
+        (dict(l2=-1), "l2=-1"),
+        (dict(optimizer="adamw"), "adamw"),
+        (dict(loss="hinge"), "hinge"),
+        (dict(lr=-0.1), "lr"),
+        (dict(validation_data=np.zeros(3)), "validation_data"),
+        (dict(early_stopping=True, monitor="val_loss"), "validation_data"),
+    ],
+)
+def test_bad_arguments(kwargs, match, rng):
+    X, y = _blobs(rng, n=10)
+    net = MLP([4, 3], output="softmax", seed=0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(net, X, y, **kwargs)
