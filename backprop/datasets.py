@@ -412,11 +412,12 @@ def _sha256(data: bytes) -> str:
 
 def _download_part(
     spec: _IdxSet, part: str, target_dir: Path, timeout: float, attempts: list[str]
-) -> Path | None:
+) -> tuple[Path, bytes] | None:
     """Download one ``.gz`` part into ``target_dir``; None when no mirror could be reached.
 
     The body is streamed to a temporary file in ``target_dir``, its uncompressed content is
     checked against the known SHA-256, and only then is it renamed to its final name.
+    Returns the final path and the verified uncompressed content.
     """
     gz_name = _canonical_name(part) + ".gz"
     final = target_dir / gz_name
@@ -452,7 +453,7 @@ def _download_part(
                     "deleted"
                 )
             os.replace(tmp, final)
-            return final
+            return final, data
         finally:
             tmp.unlink(missing_ok=True)
     return None
@@ -482,6 +483,7 @@ def _load_idx_set(
     groups.append(("cache", cache, False))
 
     files: dict[str, Path] | None = None
+    verified: dict[str, bytes] = {}
     from_cache = False
     for label, base, with_subdirs in groups:
         if not base.is_dir():
@@ -518,12 +520,15 @@ def _load_idx_set(
                     f"{spec.name} not found and could not be downloaded; looked in: "
                     f"{'; '.join(looked)}; tried: {'; '.join(attempts)}; to fix: {spec.hint}"
                 )
-            found[part] = got
+            found[part], verified[part] = got
         files, from_cache = found, True
 
     arrays = {}
     for part in _IDX_PARTS:
         path = files[part]
+        if part in verified:  # just downloaded and checked
+            arrays[part] = _parse_idx(verified.pop(part), path)
+            continue
         data = _read_file_bytes(path)
         if verify:
             got = _sha256(data)
@@ -1129,9 +1134,12 @@ def train_test_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Deterministic split into training and test samples, stratified by class.
 
-    With ``stratify``, each class ``c`` of ``n_c`` samples gives ``round(test_size * n_c)``
-    random samples to the test set (so the class proportions are kept); otherwise
-    ``round(test_size * n)`` samples are drawn from all. Both parts keep the original order.
+    The test part has ``n_test = round(test_size * n)`` samples (at least 1, at most
+    ``n - 1``). With ``stratify``, class ``c`` of ``n_c`` samples gives
+    ``floor(test_size * n_c)`` of them, and the samples still missing go one each to the
+    classes with the largest remainders (first to classes that keep a training sample; ties
+    broken at random), so the class proportions are kept. Within a class the samples are
+    chosen at random. Both parts keep the original order.
 
     Parameters
     ----------
@@ -1159,26 +1167,29 @@ def train_test_split(
         raise ValueError(f"test_size={test_size!r} is not valid; expected a fraction in (0, 1)")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples and y {len(y)}; expected the same number")
-    rng = _rng(seed)
     n = len(y)
+    if n < 2:
+        raise ValueError(f"{n} samples cannot be split; expected at least 2")
+    rng = _rng(seed)
+    n_test = min(max(int(math.floor(test_size * n + 0.5)), 1), n - 1)
     if stratify:
         _, inv = np.unique(np.asarray(y), return_inverse=True)
-        test = []
-        for c in range(int(inv.max()) + 1 if n else 0):
-            members = np.flatnonzero(inv.reshape(-1) == c)
-            k = int(math.floor(test_size * len(members) + 0.5))
-            test.append(rng.permutation(members)[:k])
-        test_idx = np.sort(np.concatenate(test)) if test else np.array([], dtype=np.int64)
+        inv = inv.reshape(-1)
+        counts = np.bincount(inv)
+        exact = test_size * counts
+        quota = np.floor(exact).astype(np.int64)
+        rest = n_test - int(quota.sum())
+        if rest > 0:
+            keeps_one = counts - quota >= 2
+            # lexsort: last key first -> keeps a training sample, largest remainder, random.
+            order = np.lexsort((rng.random(len(counts)), -(exact - quota), ~keeps_one))
+            quota[order[:rest]] += 1
+        test = [rng.permutation(np.flatnonzero(inv == c))[:q] for c, q in enumerate(quota)]
+        test_idx = np.sort(np.concatenate(test))
     else:
-        k = int(math.floor(test_size * n + 0.5))
-        test_idx = np.sort(rng.permutation(n)[:k])
+        test_idx = np.sort(rng.permutation(n)[:n_test])
     mask = np.zeros(n, dtype=bool)
     mask[test_idx] = True
-    if mask.all() or not mask.any():
-        raise ValueError(
-            f"test_size={test_size} leaves {int(mask.sum())} of {n} samples for testing; "
-            "expected both parts non-empty"
-        )
     return X[~mask], X[mask], y[~mask], y[mask]
 
 
@@ -1274,7 +1285,7 @@ class Dataset:
         if self.X_test is not None:
             parts[-1] += f" / {len(self.X_test)} test"
         parts[-1] += " samples"
-        parts.append(f"{self.n_features} features")
+        parts.append(f"{self.n_features} feature{'s' if self.n_features != 1 else ''}")
         if self.classes is not None:
             parts.append(f"{len(self.classes)} classes")
         if self.image_shape is not None:
@@ -1403,7 +1414,7 @@ def load_dataset(name_or_path: str | os.PathLike, **kw: Any) -> Dataset:
     --------
     >>> ds = load_dataset("digits")
     >>> ds.summary()
-    'digits: classification, 1437 training / 360 test samples, 64 features, 10 classes, images 8x8'
+    'digits: classification, 1438 training / 359 test samples, 64 features, 10 classes, images 8x8'
     """
     if isinstance(name_or_path, str):
         key = name_or_path.strip().lower()
