@@ -1299,8 +1299,10 @@ _ALIASES = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist"}
 
 _ACCEPTED_KW = {
     "digits": {"dtype", "test_size", "seed"},
-    "mnist": {"data_dir", "download", "cache_dir", "verify", "timeout"},
-    "fashion-mnist": {"data_dir", "download", "cache_dir", "verify", "timeout"},
+    # seed and dtype are accepted everywhere so a caller can pass them whatever the source;
+    # MNIST has nothing random and keeps its raw uint8 pixels.
+    "mnist": {"data_dir", "download", "cache_dir", "verify", "timeout", "seed", "dtype"},
+    "fashion-mnist": {"data_dir", "download", "cache_dir", "verify", "timeout", "seed", "dtype"},
     "xor": {"n", "noise", "seed", "dtype"},
     "curve": {"n", "n_test", "noise", "seed", "dtype"},
     "table": {"label_column", "delimiter", "dtype", "test_size", "seed", "task", "test_path"},
@@ -1386,9 +1388,10 @@ def load_dataset(name_or_path: str | os.PathLike, **kw: Any) -> Dataset:
     ============== ============================================ =================================
     digits         scikit-learn's 8x8 digits, stratified split  dtype, test_size=0.2, seed=0
     mnist          MNIST 60,000 / 10,000, uint8                 data_dir, download, cache_dir,
-                                                                verify, timeout
+                                                                verify, timeout (seed, dtype:
+                                                                accepted, unused)
     fashion-mnist  Fashion-MNIST 60,000 / 10,000, uint8         as mnist
-    xor            the 4 XOR points (no test set)               n, noise, seed, dtype
+    xor            the 4 XOR points (no test set)               n, noise, seed=0, dtype
     curve          ``y = x + 0.3 sin(2 pi x) + eps``            n=100, n_test=100, noise, seed=0,
                                                                 dtype
     a path         CSV/NPY/NPZ via :func:`load_table`; without  label_column, delimiter, dtype,
@@ -1404,7 +1407,8 @@ def load_dataset(name_or_path: str | os.PathLike, **kw: Any) -> Dataset:
     ----------
     name_or_path : str or os.PathLike
     **kw
-        As in the table; an unknown keyword raises TypeError.
+        As in the table; an unknown keyword raises TypeError. ``dtype`` (float32 or float64,
+        default float32) is the type of floating features and regression targets.
 
     Returns
     -------
@@ -1441,6 +1445,8 @@ def load_dataset(name_or_path: str | os.PathLike, **kw: Any) -> Dataset:
             )
         if key in ("mnist", "fashion-mnist"):
             loader = load_mnist if key == "mnist" else load_fashion_mnist
+            kw.pop("seed", None)
+            _float_dtype(kw.pop("dtype", np.float32))
             (X_tr, y_tr), (X_te, y_te) = loader(**kw)
             classes = list(range(10)) if key == "mnist" else list(FASHION_MNIST_CLASSES)
             return Dataset(

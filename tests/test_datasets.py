@@ -803,3 +803,9 @@ def test_mnist_pipeline_dtypes(tmp_path):
     s = Scale().fit(X)
     Z = s.transform(X)
     assert Z.dtype == np.float32 and Z.max() == 1.0 and X.dtype == np.uint8
+    m = load_dataset("mnist", data_dir=d, download=False, verify=False, seed=3, dtype="float64")
+    assert m.X_train.dtype == np.uint8 and m.classes == list(range(10))
+    assert m.summary() == (
+        "mnist: classification, 3 training / 2 test samples, 784 features, 10 classes, images 28x28"
+    )
+    assert Scale(m.value_range[1]).transform(m.X_test).max() == 1.0
