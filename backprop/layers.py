@@ -327,6 +327,10 @@ class ParamDict(dict):
             raise ValueError(f"parameter {key!r} must have shape {cur.shape}, got {arr.shape}")
         cur[...] = arr
 
+    def __reduce__(self):
+        # The default dict pickling re-inserts items through __setitem__, which refuses new keys.
+        return (type(self), (dict(self),))
+
 
 class Sequential:
     """A chain of layers trained as one model.
@@ -399,6 +403,12 @@ class Sequential:
             for name, (layer, local) in zip(names, owners, strict=True)
             if local in layer.weight_names
         ]
+
+    def __setstate__(self, state):
+        # Pickle stores each parameter view as an array of its own: gather them into one flat
+        # buffer again so that params stay views of flat_params (what the optimizers update).
+        self.__dict__.update(state)
+        self._consolidate()
 
     @property
     def n_params(self) -> int:

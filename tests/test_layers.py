@@ -204,3 +204,22 @@ def test_bad_targets_for_regression():
         net.loss_and_grad(np.zeros((2, 2)), [[0.0, np.nan], [0, 0]])
     with pytest.raises(ValueError, match=r"expected \(2, 2\)"):
         net.loss_and_grad(np.zeros((2, 2)), [0.0, 1.0])
+
+
+def test_pickle_keeps_params_as_views_of_the_flat_vector():
+    # Regression: ParamDict refused the keys pickle re-inserts, and unpickled params were
+    # separate arrays, so an optimizer step on flat_params no longer reached the layers.
+    import pickle
+
+    net = MLP([3, 4, 2], output="softmax", seed=0, dropout=0.25)
+    X = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3)
+    copy = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copy.forward(X), net.forward(X))
+    for k in copy.params:
+        assert np.shares_memory(copy.params[k], copy.flat_params)
+        assert np.shares_memory(copy.grads[k], copy.flat_grads)
+    assert np.shares_memory(copy.layers[0].params["W"], copy.flat_params)
+    assert copy.layers[2].rng is copy.rng  # dropout still draws from the network's Generator
+    copy.flat_params[:] = 0
+    np.testing.assert_array_equal(copy.forward(X), np.full((5, 2), 0.5, np.float32))
+    assert np.abs(net.flat_params).sum() > 0  # the original is untouched
