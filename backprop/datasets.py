@@ -112,6 +112,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -452,6 +453,7 @@ def _download_part(
                     f"{expected} of the uncompressed content, got {got}; the bad download was "
                     "deleted"
                 )
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
             os.replace(tmp, final)
             return final, data
         finally:
