@@ -243,7 +243,8 @@ def load_brown(path=None, *, lower: bool = False) -> list[list[str]]:
 # (don't, well-known, 3.14, U.S); an ellipsis; else any single non-space character.
 _TOKEN = re.compile(r"\w+(?:['\u2019.\-]\w+)*|\.\.\.|[^\w\s]")
 _FINAL = {".", "!", "?", "..."}
-_CLOSERS = {'"', "'", "\u201d", "\u2019", ")", "]", "}", "''"}
+_CLOSERS = {"\u201d", "\u2019", ")", "]", "}", "''"}
+_QUOTES = {'"', "'"}  # straight quotes close a sentence only when one is open in it
 
 
 def tokenize(text: str, *, lower: bool = False) -> list[str]:
@@ -275,14 +276,21 @@ def tokenize(text: str, *, lower: bool = False) -> list[str]:
 
 
 def _split_sentences(tokens: list[str]) -> list[list[str]]:
-    """Cut a token list after ``. ! ? ...`` (keeping closing quotes/brackets with the sentence)."""
+    """Cut a token list after ``. ! ? ...`` (keeping closing quotes/brackets with the sentence).
+
+    A straight quote after the final mark belongs to the sentence only when the sentence opened
+    one (an odd number of them so far); otherwise it opens the next sentence.
+    """
     out: list[list[str]] = []
     cur: list[str] = []
     i = 0
     while i < len(tokens):
         cur.append(tokens[i])
         if tokens[i] in _FINAL:
-            while i + 1 < len(tokens) and tokens[i + 1] in _CLOSERS:
+            while i + 1 < len(tokens) and (
+                tokens[i + 1] in _CLOSERS
+                or (tokens[i + 1] in _QUOTES and cur.count(tokens[i + 1]) % 2 == 1)
+            ):
                 i += 1
                 cur.append(tokens[i])
             out.append(cur)

@@ -61,7 +61,7 @@ def estimate_discounts(counts, *, modified: bool = True) -> np.ndarray:
     Examples
     --------
     >>> estimate_discounts([1, 1, 1, 1, 2, 2, 3, 4]).round(4).tolist()
-    [0.5, 1.25, 1.5]
+    [0.5, 1.25, 1.0]
     """
     c = np.asarray(counts, dtype=np.int64)
     n1, n2, n3, n4 = (int(np.count_nonzero(c == j)) for j in (1, 2, 3, 4))
