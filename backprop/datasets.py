@@ -27,6 +27,7 @@ the SHA-256 of its uncompressed canonical content.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -518,6 +519,8 @@ def _load_idx_set(
         for part in missing:
             got = _download_part(spec, part, cache, t, attempts)
             if got is None:
+                with contextlib.suppress(OSError):
+                    cache.rmdir()  # only if empty: leave nothing behind after a failure
                 raise DataError(
                     f"{spec.name} not found and could not be downloaded; looked in: "
                     f"{'; '.join(looked)}; tried: {'; '.join(attempts)}; to fix: {spec.hint}"
