@@ -123,6 +123,8 @@ def find_brown(path=None) -> Path:
     FileNotFoundError
         One line naming the places searched and how to get the file
         (``nltk.download('brown')``).
+    ValueError
+        ``path`` is a file but not a zip.
 
     Examples
     --------
@@ -130,7 +132,10 @@ def find_brown(path=None) -> Path:
     PosixPath('/data/brown.zip')
     """
     if path is not None:
-        tried = _brown_candidates(Path(path).expanduser())
+        given = Path(path).expanduser()
+        if given.is_file() and not zipfile.is_zipfile(given):
+            raise ValueError(f"{given} is not a zip file: expected NLTK's brown.zip")
+        tried = _brown_candidates(given)
     else:
         tried = []
         env = os.environ.get("BACKPROP_DATA")

@@ -107,6 +107,11 @@ class KneserNeyLM:
     n_grams_ : list of int
         Number of distinct grams of each order, ``n_grams_[k - 1]`` for order ``k``.
 
+    Notes
+    -----
+    Counts are exact integers and probabilities are computed in float64 (a count model has no
+    training dtype). All grams are kept (no pruning).
+
     Examples
     --------
     >>> from backprop.lm_data import Vocabulary
@@ -281,17 +286,24 @@ class KneserNeyLM:
             return np.log(self._probs(C, t))
 
     def _ids(self, tokens, name: str) -> np.ndarray:
+        if isinstance(tokens, str | bytes):
+            raise TypeError(
+                f"{name} is a {type(tokens).__name__}: expected a sequence of tokens "
+                "(a list of words or ids)"
+            )
         toks = list(tokens)
-        if toks and all(isinstance(x, str) for x in toks):
+        n_str = sum(isinstance(x, str) for x in toks)
+        if n_str:
+            if n_str != len(toks):
+                raise TypeError(f"{name} mixes strings and ids: expected all words or all ids")
             if self.vocab_ is None:
                 raise TypeError(
                     f"{name} holds strings but the model was fitted without a Vocabulary: "
                     "expected token ids"
                 )
             return self.vocab_.encode(toks)
-        return check_ids(
-            np.asarray(toks, dtype=np.int64), self.vocab_size_, name=name, allow_empty=True
-        )
+        arr = np.asarray(toks) if toks else np.zeros(0, dtype=np.int32)
+        return check_ids(arr, self.vocab_size_, name=name, allow_empty=True)
 
     def prob(self, context: Sequence, word) -> float:
         """``P(word | context)``.

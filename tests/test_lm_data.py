@@ -106,7 +106,7 @@ def test_load_brown_bad_files(tmp_path):
         load_brown(empty)
     notzip = tmp_path / "not.zip"
     notzip.write_bytes(b"plain text, not a zip")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="not a zip file"):
         load_brown(notzip)
 
 

@@ -301,6 +301,14 @@ def test_errors():
         lm.log_prob([[3]], [4])
     with pytest.raises(ValueError, match="expected 1"):
         lm.log_prob([[3, 4], [4, 4]], [2])
+    with pytest.raises(TypeError, match="context is a str"):
+        lm.prob("a b", "a")
+    with pytest.raises(TypeError, match="mixes strings and ids"):
+        lm.prob(["a", 4], "a")
+    with pytest.raises(TypeError, match="expected integer token ids"):
+        lm.prob([3.5], "a")
+    with pytest.raises(ValueError, match="expected ids < 5"):
+        lm.prob([3], 9)
     with pytest.raises(TypeError, match="Vocabulary or an int"):
         KneserNeyLM(2).fit([3, 2], "vocab")
     with pytest.raises(ValueError, match="expected ids < 4"):
