@@ -17,6 +17,8 @@ from .layers import (
     Sequential,
 )
 from .losses import LOSSES, SynapticPlasticity, get_loss
+from .optimizers import OPTIMIZERS, get_optimizer
+from .schedules import SCHEDULES, get_schedule
 from .training import Trainer, evaluate, fit
 
 __version__ = "0.1.0"
@@ -24,6 +26,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
     "MLP",
     "ActivationLayer",
     "Callback",
@@ -41,6 +45,8 @@ __all__ = [
     "fit",
     "get_activation",
     "get_loss",
+    "get_optimizer",
+    "get_schedule",
     "gradcheck",
     "__version__",
 ]
