@@ -7,6 +7,7 @@ recursion); see the README for a tour.
 from .activations import ACTIVATIONS, get_activation
 from .callbacks import Callback, EarlyStopping, History, TrainingDiverged
 from .gradcheck import gradcheck
+from .io import load, save
 from .layers import (
     MLP,
     ActivationLayer,
@@ -48,5 +49,7 @@ __all__ = [
     "get_optimizer",
     "get_schedule",
     "gradcheck",
+    "load",
+    "save",
     "__version__",
 ]
