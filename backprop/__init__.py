@@ -6,6 +6,7 @@ recursion); see the README for a tour.
 
 from .activations import ACTIVATIONS, get_activation
 from .callbacks import Callback, EarlyStopping, History, TrainingDiverged
+from .explain import explain
 from .gradcheck import gradcheck
 from .io import load, save
 from .layers import (
@@ -43,6 +44,7 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "evaluate",
+    "explain",
     "fit",
     "get_activation",
     "get_loss",
