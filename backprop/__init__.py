@@ -25,12 +25,26 @@ from .training import Trainer, evaluate, fit
 
 __version__ = "0.1.0"
 
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators"}
+
+
+def __getattr__(name):
+    # The scikit-learn estimators import scikit-learn (slow): load them on first use only.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
     "OPTIMIZERS",
     "SCHEDULES",
     "MLP",
+    "MLPClassifier",
+    "MLPRegressor",
     "ActivationLayer",
     "Callback",
     "Dense",
