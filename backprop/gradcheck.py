@@ -37,9 +37,16 @@ def numerical_grad(
     out = {}
     for k in keys if keys is not None else params:
         p = params[k]
-        g = np.zeros(p.shape, dtype=np.float64)
-        flat = p.reshape(-1)
-        gflat = g.reshape(-1)
+        # order="A" keeps a column-major (e.g. transposed) parameter a view: a copy would be
+        # edited instead of the parameter and every derivative would read 0.
+        g = np.zeros_like(p, dtype=np.float64)
+        flat = p.reshape(-1, order="A")
+        gflat = g.reshape(-1, order="A")
+        if p.size and not np.shares_memory(flat, p):
+            raise ValueError(
+                f"parameter {k!r} is not contiguous: expected an array that can be edited "
+                "in place through a flat view"
+            )
         for i in range(flat.size):
             old = flat[i]
             flat[i] = old + h

@@ -25,3 +25,19 @@ def test_gradcheck_catches_a_wrong_backward(rng, monkeypatch):
     # A classic bug: forgetting the square in tanh' = 1 - a^2.
     monkeypatch.setattr(Tanh, "backward", lambda self, z, a, g: g * (1 - a))
     assert gradcheck(net, X, Y) > 1e-2
+
+
+def test_numerical_grad_edits_column_major_views_in_place():
+    # Regression: a transposed (column-major) parameter view used to be copied by reshape(-1),
+    # so the finite differences moved the copy and every derivative read 0.
+    base = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    params = {"w": base.T}  # shape (3, 2), Fortran-ordered view of base
+    num = numerical_grad(lambda: float((params["w"] ** 2 * [[1.0, 2.0]]).sum()), params)
+    np.testing.assert_allclose(num["w"], 2 * base.T * [[1.0, 2.0]], rtol=1e-7)
+    np.testing.assert_array_equal(base, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # restored
+
+
+def test_numerical_grad_refuses_a_non_contiguous_parameter():
+    params = {"w": np.ones((4, 4))[::2, ::2]}
+    with pytest.raises(ValueError, match="not contiguous"):
+        numerical_grad(lambda: 0.0, params)
