@@ -25,6 +25,7 @@ leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -45,6 +46,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
     "METADATA_KEYS",
+    "MODEL_TYPES",
 ]
 
 #: Value of the ``format`` metadata entry of every backprop model file.
@@ -56,6 +58,12 @@ FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 #: The JSON entries of the metadata, in the order they are written.
 METADATA_KEYS = ("config", "classes", "preprocessing", "training", "history", "extra")
+
+#: Architectures defined outside :mod:`backprop.layers`: config ``type`` -> module name. The
+#: module provides ``expected_shapes(config) -> (dtype name, {tensor: shape}, n_outputs)``
+#: (a ``ValueError`` for a bad config; nothing allocated) and ``from_config(config)``; it is
+#: imported only when a file names that type.
+MODEL_TYPES = {"NeuralLM": "backprop.lm"}
 
 _DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 _DTYPE_NAMES = {"float32": "F32", "float64": "F64"}
@@ -252,6 +260,11 @@ def _positive_int(value, what: str, path) -> int:
 def _expected_shapes(config: Any, path) -> tuple[str, dict[str, tuple[int, ...]], int | None]:
     """The dtype name, ``{tensor name: shape}`` the architecture asks for and its output width,
     computed from the config alone (nothing allocated)."""
+    if isinstance(config, dict) and config.get("type") in MODEL_TYPES:
+        try:
+            return importlib.import_module(MODEL_TYPES[config["type"]]).expected_shapes(config)
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
     if not isinstance(config, dict) or config.get("type") not in ("MLP", "Sequential"):
         raise ModelFileError(
             f"{path}: the architecture (config) is not a dict of type 'MLP' or 'Sequential'"
@@ -482,7 +495,7 @@ def load(path):
 
     Returns
     -------
-    Sequential or MLP
+    Sequential, MLP or a type of :data:`MODEL_TYPES` (``backprop.lm.NeuralLM``)
         Rebuilt with :func:`backprop.layers.from_config` and the stored weights copied in, bit
         for bit, in the stored dtype. ``net.metadata`` is a dict with ``format_version``,
         ``config``, ``classes``, ``preprocessing``, ``training``, ``history`` and ``extra``.
@@ -516,7 +529,11 @@ def load(path):
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileError(f"{p}: corrupt model file ({msg})") from None
     try:
-        net = from_config(metadata["config"])
+        cfg = metadata["config"]
+        if cfg.get("type") in MODEL_TYPES:
+            net = importlib.import_module(MODEL_TYPES[cfg["type"]]).from_config(cfg)
+        else:
+            net = from_config(cfg)
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelFileError(f"{p}: invalid architecture in the model file ({exc})") from None
     if set(arrays) != set(net.params):
