@@ -693,6 +693,12 @@ class _BaseMLP(BaseEstimator):
         net = self.net_
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self.n_iter_ = 0  # counts the epochs of this call, as in scikit-learn
+        if self.early_stopping and self.validation_scores_ is None:  # switched on by warm start
+            self.validation_scores_, self.validation_loss_curve_ = [], []
+            self.best_validation_score_ = -np.inf
+        elif not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
         val = None
         if self.early_stopping:
             stratify = y_raw if (is_clf(self) and self.n_outputs_ == 1) else None
@@ -1043,12 +1049,7 @@ class _BaseMLP(BaseEstimator):
         self = cls(**params)
         hidden = self._hidden_sizes()
         acts = self._hidden_activations(len(hidden))
-        out = {
-            "softmax": "softmax",
-            "logistic": "sigmoid",
-            "identity": "identity",
-            "exp": "identity",
-        }
+        out = {"softmax": "softmax", "logistic": "sigmoid"}.get(model.out_activation_, "identity")
         sizes = [model.coefs_[0].shape[0], *hidden, model.n_outputs_]
         net = _EstimatorNet(
             sizes,
