@@ -743,6 +743,7 @@ def _make_schedule(name: str, lr: float, total_steps: int, steps_per_epoch: int)
 
 
 def cmd_train(args) -> int:
+    from .callbacks import EarlyStopping
     from .datasets import Scale, Standardizer, train_test_split
     from .io import save
     from .layers import MLP
@@ -861,7 +862,17 @@ def cmd_train(args) -> int:
     console.print(head, highlight=False, soft_wrap=True)
 
     progress = ProgressCallback(console, opt["epochs"], len(Xtr))
-    callbacks = [] if args.quiet else [progress]
+    callbacks = []
+    if opt["early_stopping"]:
+        # Before the progress display: an epoch is recorded as the best before its line is
+        # written, so a Ctrl-C right after the line still keeps it.
+        callbacks.append(
+            EarlyStopping(
+                monitor="val_loss" if val is not None else "loss", patience=opt["patience"]
+            )
+        )
+    if not args.quiet:
+        callbacks.append(progress)
     try:
         history = fit(
             net,
@@ -875,8 +886,6 @@ def cmd_train(args) -> int:
             batch_size=batch_size,
             l2=opt["l2"],
             validation_data=val,
-            early_stopping=opt["early_stopping"],
-            patience=opt["patience"],
             callbacks=callbacks,
             seed=rng,
         )
