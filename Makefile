@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check backprop tests examples bench
 	$(BIN)/ruff format --check backprop tests examples bench
+
+figures: $(STAMP)
+	$(BIN)/backprop figures --out docs/img/gallery
 
 clean:
 	rm -rf $(VENV) build *.egg-info
