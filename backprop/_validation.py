@@ -24,6 +24,23 @@ def as_dtype(dtype) -> np.dtype:
     return dt
 
 
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether every element of a float array is finite, in one fast pass without temporaries.
+
+    The sum of the elements is finite only if every element is (NaN and infinity propagate
+    through a sum), and summing is much cheaper than ``np.isfinite(arr).all()``, which also
+    allocates a boolean array as large as the data. Only when the sum is not finite (which a
+    harmless overflow can also cause) are the elements checked, chunk by chunk.
+    """
+    flat = arr.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(flat)
+    if np.isfinite(total):
+        return True
+    step = 1 << 20
+    return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
+
+
 def check_array(X, *, n_features: int | None, dtype, name: str = "X") -> np.ndarray:
     """Return ``X`` as a C-contiguous 2-D array of ``dtype`` after checking it.
 
@@ -50,7 +67,7 @@ def check_array(X, *, n_features: int | None, dtype, name: str = "X") -> np.ndar
             f"{name} has {arr.shape[1]} features (shape {arr.shape}): expected {n_features}"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}): "

@@ -47,9 +47,18 @@ def _rng(rng) -> np.random.Generator:
 
 
 class Layer:
-    """Base class. ``params``/``grads`` map local names (``"W"``, ``"b"``) to arrays."""
+    """Base class. ``params``/``grads`` map local names (``"W"``, ``"b"``) to arrays.
+
+    ``forward``/``backward`` return fresh arrays. The training step of :class:`Sequential`
+    calls ``_train_forward``/``_train_backward`` instead: while the network's workspace is on
+    (during :func:`backprop.fit`), the built-in layers write into buffers they keep and reuse
+    from step to step, so a step allocates (almost) nothing. Those results are only valid until
+    the next step, which is why user-facing calls never get them. A layer that does not
+    override the two methods simply runs ``forward``/``backward``.
+    """
 
     weight_names: tuple[str, ...] = ()
+    _ws: dict | None = None  # the layer's workspace (buffers by name), None when off
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -72,6 +81,26 @@ class Layer:
         """Point the layer at new (view) arrays; Sequential uses it to share one flat buffer."""
         self.params = params
         self.grads = grads
+
+    # -- the training fast path ----------------------------------------------------------------
+    def _train_forward(self, X: np.ndarray, training: bool) -> np.ndarray:
+        return self.forward(X, training)
+
+    def _train_backward(self, delta: np.ndarray) -> np.ndarray | None:
+        return self.backward(delta)
+
+    def _buffer(self, key: str, rows: int, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+        """A reusable ``(rows, *shape)`` array from the workspace.
+
+        One array per key, sized for the largest batch seen; a smaller batch (the last of an
+        epoch) gets a view of its first rows, which is still C-contiguous. The contents are
+        undefined, except with ``zero=True``: all zeros (the caller must not write to it).
+        """
+        buf = self._ws.get(key)
+        if buf is None or buf.shape[0] < rows or buf.shape[1:] != shape or buf.dtype != dtype:
+            make = np.zeros if zero else np.empty
+            buf = self._ws[key] = make((rows, *shape), dtype=dtype)
+        return buf if buf.shape[0] == rows else buf[:rows]
 
 
 class Dense(Layer):
@@ -122,6 +151,25 @@ class Dense(Layer):
             return None
         return delta @ self.params["W"]  # W^T delta, batched
 
+    def _train_forward(self, X, training):
+        if self._ws is None:
+            return self.forward(X, training)
+        self._A = X
+        Z = self._buffer("z", X.shape[0], (self.n_out,), X.dtype)
+        np.matmul(X, self.params["W"].T, out=Z)
+        Z += self.params["b"]
+        return Z
+
+    def _train_backward(self, delta):
+        if self._ws is None:
+            return self.backward(delta)
+        np.matmul(delta.T, self._A, out=self.grads["W"])
+        np.sum(delta, axis=0, out=self.grads["b"])
+        if not self.need_input_grad:
+            return None
+        dA = self._buffer("dA", delta.shape[0], (self.n_in,), delta.dtype)
+        return np.matmul(delta, self.params["W"], out=dA)
+
     def output_width(self, n_in):
         return self.n_out
 
@@ -151,6 +199,19 @@ class ActivationLayer(Layer):
 
     def backward(self, delta):
         return self.activation.backward(self._z, self._a, delta)
+
+    def _train_forward(self, X, training):
+        if self._ws is None:
+            return self.forward(X, training)
+        self._z = X
+        out = self._buffer("a", X.shape[0], X.shape[1:], X.dtype)
+        self._a = self.activation._forward_into(X, out, self._buffer)
+        return self._a
+
+    def _train_backward(self, delta):
+        if self._ws is None:
+            return self.backward(delta)
+        return self.activation._backward_inplace(self._z, self._a, delta, self._buffer)
 
     def to_config(self):
         return {"type": "Activation", "activation": self.activation.to_config()}
@@ -192,6 +253,27 @@ class Dropout(Layer):
         if self._mask is None:
             return delta
         return delta * self._mask
+
+    def _train_forward(self, X, training):
+        if self._ws is None or not training or self.p == 0.0:
+            return self.forward(X, training)
+        # The same draws as forward (Generator.random fills `out` from the same stream).
+        n, shape = X.shape[0], X.shape[1:]
+        u = self._buffer("u", n, shape, X.dtype)
+        self.rng.random(X.shape, dtype=X.dtype, out=u)
+        keep = self._buffer("keep", n, shape, np.bool_)
+        np.greater_equal(u, X.dtype.type(self.p), out=keep)
+        mask = self._mask = self._buffer("mask", n, shape, X.dtype)
+        np.copyto(mask, keep)
+        mask *= X.dtype.type(1.0 / (1.0 - self.p))
+        out = self._buffer("out", n, shape, X.dtype)
+        return np.multiply(X, mask, out=out)
+
+    def _train_backward(self, delta):
+        if self._ws is None or self._mask is None:
+            return self.backward(delta)
+        delta *= self._mask  # the incoming delta is a buffer of the next layer: update in place
+        return delta
 
     def to_config(self):
         return {"type": "Dropout", "p": self.p}
@@ -455,6 +537,12 @@ class Sequential:
             A = layer.forward(A, training)
         return A
 
+    def _use_workspace(self, on: bool) -> None:
+        """Switch the reusable per-layer buffers of the training step on (fresh, empty) or off
+        (released). :func:`backprop.fit` turns them on for the run and off at its end."""
+        for layer in self.layers:
+            layer._ws = {} if on else None
+
     def backward(self, delta: np.ndarray, start: int | None = None) -> None:
         """Run the delta recursion from the output (or from layer ``start - 1``) to the input,
         filling ``grads``."""
@@ -471,15 +559,23 @@ class Sequential:
             and isinstance(self.layers[-1], ActivationLayer)
             and self.layers[-1].name == loss.fused_with
         )
+        layers = self.layers
+        A = Xc
+        for layer in layers[:-1]:
+            A = layer._train_forward(A, training)
+        Z = A
+        A = self._output = layers[-1]._train_forward(Z, training)
         if fused:
-            Z = self._forward_unchecked(Xc, training, stop=-1)
-            A = self.layers[-1].forward(Z, training)
             value, delta = loss.fused(Z, A, Yc)
-            self.backward(delta, start=len(self.layers) - 1)
+            stop = len(layers) - 1  # the output activation's derivative is inside the delta
         else:
-            A = self._forward_unchecked(Xc, training)
             value = loss.value(A, Yc)
-            self.backward(loss.grad(A, Yc))
+            delta = loss.grad(A, Yc)
+            stop = len(layers)
+        for layer in reversed(layers[:stop]):
+            delta = layer._train_backward(delta)
+            if delta is None:
+                break
         if l2:
             reg, g = l2_penalty(self.params, self.weight_keys, l2, Xc.shape[0])
             value += reg

@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from . import _kernels
 from .schedules import Schedule
 from .schedules import from_config as _schedule_from_config
 
@@ -99,6 +100,17 @@ def _int(value, what: str, minimum: int) -> int:
 
 
 # --------------------------------------------------------------------------- base class
+
+
+def _kernel(name: str, p: np.ndarray, g: np.ndarray):
+    """The compiled update for a large contiguous parameter (see :mod:`backprop._kernels`)."""
+    if p.size < _kernels.MIN_SIZE or not g.flags.c_contiguous:
+        return None
+    return _kernels.get(name, p)
+
+
+def _flat(*arrays):
+    return [a if a.ndim == 1 else a.reshape(-1) for a in arrays]
 
 
 class Optimizer:
@@ -364,6 +376,11 @@ class SGD(Optimizer):
         return (lr, self.momentum)
 
     def _update(self, p, g, bufs, lr, mu):
+        name = "sgd" if len(bufs) == 1 else ("nesterov" if self.nesterov else "momentum")
+        kernel = _kernel(name, p, g)
+        if kernel is not None:  # one compiled pass, the same arithmetic as below
+            kernel(*_flat(p, g, *bufs[:-1]), lr, *((mu,) if len(bufs) > 1 else ()))
+            return
         if len(bufs) == 1:  # plain SGD: w -= eta g
             (tmp,) = bufs
             np.multiply(g, lr, out=tmp)
@@ -445,6 +462,10 @@ class AdaGrad(Optimizer):
 
     def _update(self, p, g, bufs, lr, eps):
         G, tmp = bufs
+        kernel = _kernel("adagrad", p, g)
+        if kernel is not None:
+            kernel(*_flat(p, g, G), lr, eps)
+            return
         np.multiply(g, g, out=tmp)
         np.add(G, tmp, out=G)  # G += g^2
         np.sqrt(G, out=tmp)
@@ -495,6 +516,10 @@ class RMSprop(Optimizer):
 
     def _update(self, p, g, bufs, lr, alpha, one_minus_alpha, eps):
         s, tmp = bufs
+        kernel = _kernel("rmsprop", p, g)
+        if kernel is not None:
+            kernel(*_flat(p, g, s), lr, alpha, one_minus_alpha, eps)
+            return
         np.multiply(s, alpha, out=s)
         np.multiply(g, g, out=tmp)
         np.multiply(tmp, one_minus_alpha, out=tmp)
@@ -581,6 +606,10 @@ class Adam(Optimizer):
 
     def _update(self, p, g, bufs, one_minus_b1, b2, one_minus_b2, step_size, eps_hat):
         m, v, tmp = bufs
+        kernel = _kernel("adam", p, g)
+        if kernel is not None:  # one compiled pass, the same arithmetic as below
+            kernel(*_flat(p, g, m, v), one_minus_b1, b2, one_minus_b2, step_size, eps_hat)
+            return
         _moments(g, m, v, tmp, one_minus_b1, b2, one_minus_b2)
         np.sqrt(v, out=tmp)
         np.add(tmp, eps_hat, out=tmp)
@@ -654,6 +683,11 @@ class RAdam(Optimizer):
 
     def _update(self, p, g, bufs, one_minus_b1, b2, one_minus_b2, step_size, eps):
         m, v, tmp = bufs
+        kernel = _kernel("adam" if eps >= 0 else "radam_plain", p, g)
+        if kernel is not None:
+            args = (one_minus_b1, b2, one_minus_b2, step_size) + ((eps,) if eps >= 0 else ())
+            kernel(*_flat(p, g, m, v), *args)
+            return
         _moments(g, m, v, tmp, one_minus_b1, b2, one_minus_b2)
         if eps < 0:
             np.multiply(m, step_size, out=tmp)

@@ -206,6 +206,19 @@ def fit(
     params = {"flat": net.flat_params}
     grads = {"flat": net.flat_grads}
     classification = loss.classification
+    # Each batch is gathered from the data into one reused buffer (np.take, rows of a fresh
+    # permutation): the same batches as slicing a shuffled copy of the data, without the copy,
+    # which would double the memory and cost more than the epoch's arithmetic (page faults).
+    xbuf = np.empty((bs, *Xc.shape[1:]), dtype=Xc.dtype) if shuffle else None
+    ybuf = np.empty((bs, *Yc.shape[1:]), dtype=Yc.dtype) if shuffle else None
+    if classification:
+        # Training accuracy: the prediction of each sample as it was trained, compared with
+        # its label once per epoch (one argmax per batch instead of four array operations).
+        single = net.n_out == 1
+        labels = Yc[:, 0] >= 0.5 if single else Yc.argmax(axis=1)
+        preds = np.empty(n, dtype=bool if single else np.intp)
+    loss_grad = net._loss_grad
+    net._use_workspace(True)
     for cb in cbs:
         cb.on_train_begin(trainer)
     # Overflow in a diverging run is detected below (non-finite loss or weights) and reported
@@ -218,27 +231,31 @@ def fit(
             for cb in cbs:
                 cb.on_epoch_begin(trainer, epoch)
             t0 = time.perf_counter()
-            if shuffle:
-                order = rng.permutation(n)
-                Xs, Ys = Xc[order], Yc[order]
-            else:
-                Xs, Ys = Xc, Yc
+            order = rng.permutation(n) if shuffle else None
             total = 0.0
-            correct = 0.0
             seen = 0
             for start in range(0, n, bs):
-                xb = Xs[start : start + bs]
-                yb = Ys[start : start + bs]
-                value = net._loss_grad(xb, yb, loss, l2, regularizers, True)
+                stop = min(start + bs, n)
+                m = stop - start
+                if shuffle:
+                    idx = order[start:stop]
+                    xb = np.take(Xc, idx, axis=0, out=xbuf[:m], mode="clip")
+                    yb = np.take(Yc, idx, axis=0, out=ybuf[:m], mode="clip")
+                else:
+                    xb, yb = Xc[start:stop], Yc[start:stop]
+                value = loss_grad(xb, yb, loss, l2, regularizers, True)
                 if not math.isfinite(value):
                     _diverged(trainer, last_good, epoch, f"the loss became {value}")
+                if classification:
+                    out = net._output
+                    if single:
+                        np.greater_equal(out[:, 0], 0.5, out=preds[start:stop])
+                    else:
+                        np.argmax(out, axis=1, out=preds[start:stop])
                 lr_now = opt.current_lr()
                 opt.step(params, grads)
-                m = len(xb)
                 total += value * m
                 seen += m
-                if classification:
-                    correct += _accuracy(net.layers[-1]._a, yb) * m
                 history.n_steps += 1
                 for cb in cbs:
                     cb.on_batch_end(trainer, history.n_steps, value, m)
@@ -256,8 +273,10 @@ def fit(
             history.epoch_time.append(elapsed)
             logs = {"loss": epoch_loss}
             if classification:
-                history.accuracy.append(correct / seen)
-                logs["accuracy"] = correct / seen
+                truth = labels[order[:seen]] if shuffle else labels[:seen]
+                acc = np.count_nonzero(preds[:seen] == truth) / seen
+                history.accuracy.append(acc)
+                logs["accuracy"] = acc
             if val is not None:
                 ev = _evaluate_checked(net, val[0], val[1], loss)
                 history.val_loss.append(ev["loss"])
@@ -288,6 +307,7 @@ def fit(
             np.copyto(net.flat_params, last_good)
     finally:
         errstate.__exit__(None, None, None)
+        net._use_workspace(False)
     for cb in cbs:
         cb.on_train_end(trainer)
     return history

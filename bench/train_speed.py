@@ -1,0 +1,562 @@
+"""Training and inference speed of backprop against scikit-learn and PyTorch, side by side.
+
+    .venv/bin/pip install -e '.[bench]'            # torch (CPU build) and numba
+    .venv/bin/python bench/train_speed.py           # 4 configurations x 5 repeats (~10 min)
+    .venv/bin/python bench/train_speed.py --quick   # 784-100-10 at batch 128 and 16, 3 repeats
+
+Protocol (docs/performance.md has the results and the discussion):
+
+- Data: Fashion-MNIST (60,000 x 784 training images, pixels scaled to [0, 1], float32), from
+  ``backprop.datasets.load_fashion_mnist``; MNIST or random data (said so in the output) when it
+  is not there.
+- Every library trains the same architecture (ReLU hidden layers, softmax output and
+  cross-entropy), with Adam (lr 1e-3, no weight decay), the same batch size, number of epochs,
+  seed value and number of threads, reshuffling every epoch. One *repeat* trains a fresh model
+  for ``--epochs`` epochs; its time is the wall-clock time of the whole training call divided by
+  the number of epochs (input checks included). The table gives the median, min and max over the
+  repeats, and the test accuracy of the last repeat.
+- Each library runs in its own worker process (so imports and memory do not mix), started once;
+  the repeats of the libraries are interleaved (backprop, scikit-learn, torch, backprop, ...), so
+  a change of machine load hits all of them alike.
+- Threads: the workers are started with ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` set to
+  ``--threads``, NumPy's BLAS is limited with threadpoolctl and PyTorch with
+  ``torch.set_num_threads``.
+- GEMM bound: the matrix products of one training step at the configuration's shapes (forward
+  ``A @ W.T``, ``dW = delta.T @ A`` and, except in the first layer, ``delta @ W``), each timed
+  here with NumPy (best of many), summed and multiplied by the number of steps of an epoch.
+  Everything above it is overhead. ``GFLOP/s`` is the FLOP count
+  ``2 (3 sum(n_in n_out) - n_0 n_1)`` per sample over that time.
+- Memory: the peak resident set size of the worker while it trains (``VmHWM`` after resetting it
+  through ``/proc/self/clear_refs``), next to the size of the float32 training data.
+- Inference: ``forward`` over the 60,000 training images (best of the repeats), as samples/s.
+
+``--libs`` picks the workers: ``backprop``, ``backprop-numpy`` (backprop with its Numba kernels
+switched off, ``BACKPROP_NUMBA=0``), ``sklearn``, ``torch``. ``--json PATH`` saves the raw numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+CONFIGS = {
+    "a": ([784, 100, 10], 128),
+    "b": ([784, 256, 128, 10], 128),
+    "c": ([784, 800, 800, 10], 128),
+    "d": ([784, 100, 10], 16),
+}
+QUICK = ("a", "d")
+LIBS = ("backprop", "sklearn", "torch")
+LABEL = {
+    "backprop": "backprop",
+    "backprop-numpy": "backprop (NumPy only)",
+    "sklearn": "scikit-learn",
+    "torch": "PyTorch loop",
+}
+
+
+# ============================================================================ data
+
+
+def load_data():
+    """(X, y, X_test, y_test, source) as float32 in [0, 1] and int64 labels."""
+    from backprop import datasets
+
+    source = "Fashion-MNIST"
+    try:
+        (X, y), (Xt, yt) = datasets.load_fashion_mnist(download=False)
+    except Exception:  # noqa: BLE001 - any failure: try the next source
+        try:
+            (X, y), (Xt, yt) = datasets.load_mnist(download=False)
+            source = "MNIST (Fashion-MNIST not found)"
+        except Exception:  # noqa: BLE001
+            rng = np.random.default_rng(0)
+            X = rng.integers(0, 256, (60000, 784), dtype=np.uint8)
+            y = rng.integers(0, 10, 60000)
+            Xt = rng.integers(0, 256, (10000, 784), dtype=np.uint8)
+            yt = rng.integers(0, 10, 10000)
+            source = "random data (neither Fashion-MNIST nor MNIST found)"
+
+    def scaled(a):
+        out = a.reshape(len(a), -1).astype(np.float32)
+        out *= np.float32(1 / 255)
+        return out
+
+    X, Xt = scaled(X), scaled(Xt)
+    return X, np.asarray(y, np.int64), Xt, np.asarray(yt, np.int64), source
+
+
+# ============================================================================ memory
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux: writing 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    hwm = _status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ============================================================================ the workers
+
+
+class BackpropRunner:
+    def __init__(self, threads):
+        from threadpoolctl import threadpool_limits
+
+        import backprop
+
+        self.bp = backprop
+        self.limits = threadpool_limits(threads)
+
+    def train(self, sizes, batch, epochs, seed, X, y):
+        net = self.bp.MLP(sizes, activation="relu", output="softmax", seed=seed)
+        t0 = time.perf_counter()
+        hist = self.bp.fit(net, X, y, optimizer="adam", lr=1e-3, epochs=epochs, batch_size=batch)
+        wall = time.perf_counter() - t0
+        return net, wall, {"history_epoch_time": hist.epoch_time}
+
+    def accuracy(self, net, Xt, yt):
+        return float(np.mean(net.forward(Xt).argmax(axis=1) == yt))
+
+    def infer(self, net, X):
+        return net.forward(X)
+
+
+class SklearnRunner:
+    def __init__(self, threads):
+        from sklearn.neural_network import MLPClassifier
+        from threadpoolctl import threadpool_limits
+
+        self.cls = MLPClassifier
+        self.limits = threadpool_limits(threads)
+
+    def train(self, sizes, batch, epochs, seed, X, y):
+        from sklearn.exceptions import ConvergenceWarning
+
+        clf = self.cls(
+            hidden_layer_sizes=tuple(sizes[1:-1]),
+            activation="relu",
+            solver="adam",
+            alpha=0.0,
+            batch_size=batch,
+            learning_rate_init=1e-3,
+            max_iter=epochs,
+            shuffle=True,
+            random_state=seed,
+            tol=0.0,
+            n_iter_no_change=10**9,
+            early_stopping=False,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            clf.fit(X, y)
+            wall = time.perf_counter() - t0
+        return clf, wall, {}
+
+    def accuracy(self, clf, Xt, yt):
+        return float(clf.score(Xt, yt))
+
+    def infer(self, clf, X):
+        return clf.predict_proba(X)
+
+
+class TorchRunner:
+    def __init__(self, threads):
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(threads)
+        self._cache = {}
+
+    def _tensors(self, X, y):
+        key = (id(X), id(y))
+        if key not in self._cache:
+            self._cache[key] = (self.torch.from_numpy(X), self.torch.from_numpy(y))
+        return self._cache[key]
+
+    def train(self, sizes, batch, epochs, seed, X, y):
+        torch = self.torch
+        torch.manual_seed(seed)
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        Xt, yt = self._tensors(X, y)
+        gen = torch.Generator().manual_seed(seed)
+        n = len(X)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, batch):
+                idx = perm[s : s + batch]
+                xb, yb = Xt.index_select(0, idx), yt.index_select(0, idx)
+                loss = loss_fn(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        wall = time.perf_counter() - t0
+        return model, wall, {}
+
+    def accuracy(self, model, Xt, yt):
+        with self.torch.no_grad():
+            out = model(self.torch.from_numpy(Xt)).argmax(dim=1).numpy()
+        return float(np.mean(out == yt))
+
+    def infer(self, model, X):
+        with self.torch.inference_mode():
+            return self.torch.softmax(model(self.torch.from_numpy(X)), dim=1)
+
+
+RUNNERS = {
+    "backprop": BackpropRunner,
+    "backprop-numpy": BackpropRunner,
+    "sklearn": SklearnRunner,
+    "torch": TorchRunner,
+}
+
+
+def worker(lib: str, threads: int) -> None:
+    """Answer JSON commands on stdin, one per line, with one JSON line each on stdout."""
+    base_rss = peak_rss_mb()
+    X, y, Xt, yt, source = load_data()
+    runner = RUNNERS[lib](threads)
+    info = {
+        "source": source,
+        "data_mb": X.nbytes / 2**20,
+        "all_data_mb": (X.nbytes + Xt.nbytes + y.nbytes + yt.nbytes) / 2**20,
+        "rss_start_mb": base_rss,
+        "rss_loaded_mb": _status_mb("VmRSS"),
+    }
+    if lib.startswith("backprop"):
+        from backprop import _kernels
+
+        info["numba"] = _kernels.enabled()
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        sizes, batch, epochs, seed = cmd["sizes"], cmd["batch"], cmd["epochs"], cmd["seed"]
+        rss_before = _status_mb("VmRSS")
+        reset_peak_rss()
+        model, wall, extra = runner.train(sizes, batch, epochs, seed, X, y)
+        peak = peak_rss_mb()
+        out = {
+            "per_epoch": wall / epochs,
+            "accuracy": runner.accuracy(model, Xt, yt),
+            "rss_before_mb": rss_before,
+            "peak_rss_mb": peak,
+            **extra,
+        }
+        if cmd.get("infer"):
+            times = []
+            for _ in range(cmd["infer"]):
+                t0 = time.perf_counter()
+                runner.infer(model, X)
+                times.append(time.perf_counter() - t0)
+            out["infer_samples_per_s"] = len(X) / min(times)
+            out["infer_median_samples_per_s"] = len(X) / float(np.median(times))
+        del model
+        print(json.dumps(out), flush=True)
+
+
+class Worker:
+    def __init__(self, lib: str, threads: int, clear_openblas_env: bool):
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+        if clear_openblas_env:
+            env.pop("OPENBLAS_CORETYPE", None)
+            env.pop("OPENBLAS_L2_SIZE", None)
+        if lib == "backprop-numpy":
+            env["BACKPROP_NUMBA"] = "0"
+        self.lib = lib
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.lib} worker died (see its error output above)")
+        return json.loads(line)
+
+    def run(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# ============================================================================ the GEMM bound
+
+
+def gemm_bound(sizes, batch, n, threads, budget_s=1.0):
+    """Seconds per epoch of the step's matrix products alone, and the FLOP rate that implies."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+
+    def best(fn, reps):
+        fn()
+        t = math.inf
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            t = min(t, time.perf_counter() - t0)
+        return t
+
+    step = 0.0
+    with threadpool_limits(threads):
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            A = rng.random((batch, n_in), dtype=np.float32)
+            W = rng.random((n_out, n_in), dtype=np.float32)
+            D = rng.random((batch, n_out), dtype=np.float32)
+            Z = np.empty((batch, n_out), np.float32)
+            dW = np.empty((n_out, n_in), np.float32)
+            dA = np.empty((batch, n_in), np.float32)
+            guess = 2.0 * batch * n_in * n_out / 100e9 + 2e-6  # seconds, at ~100 GFLOP/s
+            reps = int(min(400, max(20, budget_s / (3 * guess))))
+            step += best(lambda A=A, W=W, Z=Z: np.matmul(A, W.T, out=Z), reps)
+            step += best(lambda A=A, D=D, dW=dW: np.matmul(D.T, A, out=dW), reps)
+            if i > 0:
+                step += best(lambda D=D, W=W, dA=dA: np.matmul(D, W, out=dA), reps)
+    flops = 2 * (3 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
+    flops -= 2 * sizes[0] * sizes[1]
+    seconds = step * n / batch
+    return seconds, flops * n / seconds / 1e9
+
+
+# ============================================================================ report
+
+
+def machine_info(threads):
+    import threadpoolctl
+
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = [
+        f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')})"
+        for d in threadpoolctl.threadpool_info()
+        if d.get("user_api") == "blas"
+    ]
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "openblas_env": env,
+    }
+
+
+def name(key):
+    sizes, batch = CONFIGS[key]
+    return f"{'-'.join(map(str, sizes))}, batch {batch}"
+
+
+def fmt_t(ts):
+    return f"{np.median(ts):.3f} s ({min(ts):.3f}-{max(ts):.3f})"
+
+
+def report(results, bounds, info, args, worker_info):
+    libs = [lib for lib in args.libs if lib in worker_info]
+    lines = []
+    head = ["configuration", "GEMM bound"] + [LABEL[lib] for lib in libs]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key in args.configs:
+        sizes, batch = CONFIGS[key]
+        bound, gflops = bounds[key]
+        row = [name(key), f"{bound:.3f} s ({gflops:.0f} GFLOP/s)"]
+        for lib in libs:
+            row.append(fmt_t([r["per_epoch"] for r in results[key][lib]]))
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    head = ["configuration", "backprop / bound"] + [
+        f"{LABEL[lib]} / backprop" for lib in libs if lib != "backprop"
+    ]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key in args.configs:
+        sizes, batch = CONFIGS[key]
+        med = {lib: float(np.median([r["per_epoch"] for r in results[key][lib]])) for lib in libs}
+        if "backprop" not in med:
+            continue
+        row = [name(key), f"{med['backprop'] / bounds[key][0]:.2f}x"]
+        row += [f"{med[lib] / med['backprop']:.2f}x" for lib in libs if lib != "backprop"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    head = ["configuration"] + [f"{LABEL[lib]} test acc. / peak RSS" for lib in libs]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key in args.configs:
+        sizes, batch = CONFIGS[key]
+        row = [name(key)]
+        for lib in libs:
+            rs = results[key][lib]
+            row.append(f"{rs[-1]['accuracy']:.4f} / {max(r['peak_rss_mb'] for r in rs):.0f} MB")
+        lines.append("| " + " | ".join(row) + " |")
+    infer = {lib: v for lib, v in results.get("infer", {}).items() if lib in libs}
+    if infer:
+        lines.append("")
+        lines.append(
+            "| inference, 784-100-10, float32, 60,000 samples | samples/s, best | median |"
+        )
+        lines.append("|---|---|---|")
+        for lib, r in infer.items():
+            lines.append(
+                f"| {LABEL[lib]} | {r['infer_samples_per_s'] / 1e6:.2f} M | "
+                f"{r['infer_median_samples_per_s'] / 1e6:.2f} M |"
+            )
+    bp = worker_info.get("backprop") or next(iter(worker_info.values()))
+    data_mb = bp["data_mb"]
+    lines.append("")
+    lines.append(
+        f"Data: {bp['source']}; float32 training images {data_mb:.0f} MB "
+        f"(with test set and labels {bp['all_data_mb']:.0f} MB); "
+        f"memory target 1.3 x {data_mb:.0f} + 100 = {1.3 * data_mb + 100:.0f} MB."
+    )
+    if "backprop" in worker_info:
+        lines.append(
+            f"backprop worker RSS: {worker_info['backprop']['rss_loaded_mb']:.0f} MB with the data "
+            f"loaded; Numba kernels: {worker_info['backprop'].get('numba')}."
+        )
+    lines.append(
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} threads; Python "
+        f"{info['python']}, NumPy {info['numpy']}, BLAS {', '.join(info['blas'])}; "
+        f"OpenBLAS environment: {info['openblas_env'] or 'none'}"
+        + (" (cleared for the workers)" if args.clear_openblas_env else "")
+        + "."
+    )
+    lines.append(
+        f"Load average before/after: {info['load_before']:.2f} / {info['load_after']:.2f}; "
+        f"{args.repeats} repeats x {args.epochs} epoch(s); wall time {info['wall']:.0f} s."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="configurations a and d, 3 repeats")
+    ap.add_argument("--configs", default=None, help="comma-separated keys from a,b,c,d")
+    ap.add_argument("--libs", default=",".join(LIBS))
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
+    ap.add_argument("--clear-openblas-env", action="store_true")
+    ap.add_argument("--json", default=None, help="save the raw numbers here")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.threads)
+        return
+    args.configs = (args.configs or ",".join(QUICK if args.quick else CONFIGS)).split(",")
+    args.libs = args.libs.split(",")
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    bad = [c for c in args.configs if c not in CONFIGS] + [b for b in args.libs if b not in RUNNERS]
+    if bad:
+        ap.error(f"unknown configuration or library: {', '.join(bad)}")
+
+    t_start = time.perf_counter()
+    info = machine_info(args.threads)
+    info["load_before"] = os.getloadavg()[0]
+    workers = {}
+    for lib in args.libs:
+        try:
+            workers[lib] = Worker(lib, args.threads, args.clear_openblas_env)
+        except Exception as exc:  # noqa: BLE001 - a missing peer is reported, not fatal
+            print(f"skipping {lib}: {exc}", file=sys.stderr)
+    worker_info = {lib: w.info for lib, w in workers.items()}
+    n = 60000
+    bounds, results = {}, {}
+    try:
+        for key in args.configs:
+            sizes, batch = CONFIGS[key]
+            bounds[key] = gemm_bound(sizes, batch, n, args.threads)
+            results[key] = {lib: [] for lib in workers}
+            for rep in range(args.repeats):
+                for lib, w in workers.items():
+                    infer = 0
+                    if key == "a" and rep == args.repeats - 1 and not args.no_infer:
+                        infer = 5
+                    r = w.run(sizes=sizes, batch=batch, epochs=args.epochs, seed=rep, infer=infer)
+                    results[key][lib].append(r)
+                    if infer:
+                        results.setdefault("infer", {})[lib] = r
+                    print(
+                        f"  {key} repeat {rep + 1}/{args.repeats} {lib:15s} "
+                        f"{r['per_epoch']:.3f} s/epoch  acc {r['accuracy']:.4f}  "
+                        f"peak {r['peak_rss_mb']:.0f} MB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        for w in workers.values():
+            w.close()
+    info["load_after"] = os.getloadavg()[0]
+    info["wall"] = time.perf_counter() - t_start
+    print(report(results, bounds, info, args, worker_info))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {"machine": info, "workers": worker_info, "bounds": bounds, "results": results},
+                fh,
+                indent=1,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Tests of backprop._kernels: the compiled optimizer updates give bit-identical parameters to the
+NumPy code, are used only where they should be, and can be switched off."""
+
+import numpy as np
+import pytest
+
+from backprop import _kernels
+from backprop.optimizers import OPTIMIZERS, Adam, get_optimizer
+
+needs_numba = pytest.mark.skipif(not _kernels.available(), reason="numba is not installed")
+
+CASES = [
+    ("sgd", {}),
+    ("momentum", {}),
+    ("nesterov", {}),
+    ("adagrad", {}),
+    ("rmsprop", {"alpha": 0.9}),
+    ("adam", {}),
+    ("adam", {"beta1": 0.5, "beta2": 0.9, "eps": 1e-3}),
+    ("radam", {}),  # the first 5 updates are un-adapted, the next ones rectified
+]
+
+
+@pytest.fixture
+def kernels_on():
+    old = _kernels.set_enabled(True)
+    yield
+    _kernels.set_enabled(old)
+
+
+def _run(name, hp, dtype, use_kernels, steps=8, n=_kernels.MIN_SIZE + 7):
+    rng = np.random.default_rng(3)
+    theta = rng.standard_normal(n).astype(dtype)
+    grads = [(rng.standard_normal(n) * rng.uniform(0.1, 3)).astype(dtype) for _ in range(steps)]
+    opt = get_optimizer(name, lr=0.01, **hp)
+    old = _kernels.set_enabled(use_kernels)
+    try:
+        for g in grads:
+            opt.step({"flat": theta}, {"flat": g})
+    finally:
+        _kernels.set_enabled(old)
+    return theta, opt.state_dict()["state"]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0] + "".join(f"-{k}" for k in c[1]))
+def test_kernel_is_bit_identical_to_numpy(case, dtype):
+    name, hp = case
+    theta_k, state_k = _run(name, hp, dtype, True)
+    theta_n, state_n = _run(name, hp, dtype, False)
+    assert theta_k.dtype == dtype
+    np.testing.assert_array_equal(theta_k, theta_n)
+    assert state_k.keys() == state_n.keys()
+    for key in state_k:
+        np.testing.assert_array_equal(state_k[key], state_n[key])
+
+
+def test_every_optimizer_is_covered():
+    assert {name for name, _ in CASES} == set(OPTIMIZERS)
+
+
+@needs_numba
+def test_kernel_used_only_for_large_contiguous_float_arrays(kernels_on):
+    big = np.zeros(_kernels.MIN_SIZE, np.float32)
+    assert _kernels.get("adam", big) is not None
+    assert _kernels.get("adam", big[: _kernels.MIN_SIZE - 1]) is None  # small
+    assert _kernels.get("adam", np.zeros(2 * _kernels.MIN_SIZE)[::2]) is None  # strided
+    assert _kernels.get("adam", np.zeros(_kernels.MIN_SIZE, np.float16)) is None
+    _kernels.set_enabled(False)
+    assert _kernels.get("adam", big) is None
+
+
+@needs_numba
+def test_multidimensional_and_view_parameters_use_the_kernel_correctly(kernels_on):
+    rng = np.random.default_rng(0)
+    flat = rng.standard_normal(3 * _kernels.MIN_SIZE).astype(np.float32)
+    ref = flat.copy()
+    W = flat[: 2 * _kernels.MIN_SIZE].reshape(2, -1)  # a contiguous 2-D view
+    Wr = ref[: 2 * _kernels.MIN_SIZE].reshape(2, -1)
+    g = rng.standard_normal(W.shape).astype(np.float32)
+    gt = np.asfortranarray(g)  # same values, not C-contiguous: NumPy path
+    before = flat.copy()
+    Adam(lr=0.1).step({"W": W}, {"W": g})
+    Adam(lr=0.1).step({"W": Wr}, {"W": gt})
+    np.testing.assert_array_equal(flat, ref)
+    assert not np.array_equal(flat[: W.size], before[: W.size])
+    np.testing.assert_array_equal(flat[W.size :], before[W.size :])  # outside the view: untouched
+
+
+def test_switch_off_falls_back_to_numpy():
+    old = _kernels.set_enabled(False)
+    try:
+        assert not _kernels.enabled()
+        assert _kernels.get("adam", np.zeros(_kernels.MIN_SIZE, np.float32)) is None
+        theta, _ = _run("adam", {}, np.float32, False, steps=2)
+        assert np.isfinite(theta).all()
+    finally:
+        _kernels.set_enabled(old)
