@@ -72,3 +72,26 @@ def test_registry_has_all_notes_activations():
 def test_leaky_relu_alpha_validated():
     with pytest.raises(ValueError, match="alpha"):
         get_activation({"name": "leaky_relu", "alpha": 2})
+
+
+@pytest.mark.parametrize("name", [*ELEMENTWISE, "softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_buffered_variants_equal_forward_and_backward(name, dtype, rng):
+    # The training step's in-place variants must give exactly forward's and backward's numbers.
+    act = get_activation(name)
+    store = {}
+
+    def buffer(key, rows, shape, dt, zero=False):
+        if key not in store:
+            store[key] = (np.zeros if zero else np.empty)((rows, *shape), dtype=dt)
+        return store[key]
+
+    z = rng.normal(size=(6, 4)).astype(dtype)
+    z[0, 0] = 0.0
+    out = np.empty_like(z)
+    a = act._forward_into(z, out, buffer)
+    np.testing.assert_array_equal(a, act.forward(z))
+    assert a.dtype == dtype
+    g = rng.normal(size=z.shape).astype(dtype)
+    expected = act.backward(z, act.forward(z), g.copy())
+    np.testing.assert_array_equal(act._backward_inplace(z, a, g.copy(), buffer), expected)

@@ -223,3 +223,80 @@ def test_pickle_keeps_params_as_views_of_the_flat_vector():
     copy.flat_params[:] = 0
     np.testing.assert_array_equal(copy.forward(X), np.full((5, 2), 0.5, np.float32))
     assert np.abs(net.flat_params).sum() > 0  # the original is untouched
+
+
+# --------------------------------------------------------------------------- training fast path
+# During fit the layers write into buffers they reuse from step to step (Layer._train_forward /
+# _train_backward). The numbers must be exactly those of the plain path, and nothing a user can
+# hold (net.forward's result) may ever be such a buffer.
+
+FAST_PATH_NETS = [
+    lambda dt: MLP([5, 7, 6, 3], activation="relu", output="softmax", dtype=dt, seed=1),
+    lambda dt: MLP([5, 7, 3], activation="tanh", output="sigmoid", dtype=dt, seed=2),
+    lambda dt: MLP([5, 6, 6, 2], activation=["sigmoid", "leaky_relu"], dtype=dt, seed=3),
+    lambda dt: MLP([5, 8, 3], output="softmax", dropout=0.3, dtype=dt, seed=4),
+    lambda dt: Sequential(
+        [Maxout(5, 4, 2, rng=0, dtype=dt), ActivationLayer("relu"), Dense(4, 2, rng=1, dtype=dt)]
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", FAST_PATH_NETS, ids=lambda f: "")
+def test_workspace_gives_the_same_loss_and_gradients(make, dtype, rng):
+    from backprop.losses import get_loss
+
+    plain, fast = make(dtype), make(dtype)
+    X = rng.normal(size=(9, 5))
+    loss = get_loss(plain.default_loss())
+    fast._use_workspace(True)
+    # batch sizes 9, 4, 9: the buffers grow, are viewed for a smaller batch, are reused
+    for rows in (9, 4, 9):
+        Xc = plain._check_X(X[:rows])
+        Y = (
+            rng.integers(0, plain.n_out, rows)
+            if loss.classification
+            else rng.normal(size=(rows, plain.n_out))
+        )
+        if loss.name == "binary_cross_entropy":
+            Y = rng.integers(0, 2, (rows, plain.n_out))
+        Yc = plain.check_targets(Y, rows, loss)
+        v_plain = plain._loss_grad(Xc, Yc, loss, 0.01, (), True)
+        g_plain = plain.flat_grads.copy()
+        v_fast = fast._loss_grad(Xc, Yc, loss, 0.01, (), True)
+        assert v_fast == v_plain
+        np.testing.assert_array_equal(fast.flat_grads, g_plain)
+    assert any(layer._ws for layer in fast.layers)
+    fast._use_workspace(False)
+    assert all(layer._ws is None for layer in fast.layers)
+
+
+def test_workspace_buffers_are_reused_and_forward_stays_fresh(rng):
+    from backprop.losses import get_loss
+
+    net = MLP([4, 6, 3], output="softmax", seed=0)
+    X = rng.normal(size=(8, 4)).astype(np.float32)
+    Y = net.check_targets(rng.integers(0, 3, 8), 8, get_loss("cross_entropy"))
+    before = net.forward(X)
+    keep = before.copy()
+    net._use_workspace(True)
+    net._loss_grad(X, Y, get_loss("cross_entropy"), 0.0, (), True)
+    z_buf = net.layers[0]._ws["z"]
+    out1 = net.forward(X)
+    net.params["b2"] += 1.0
+    net._loss_grad(X, Y, get_loss("cross_entropy"), 0.0, (), True)
+    assert net.layers[0]._ws["z"] is z_buf  # the same buffer, step after step
+    out2 = net.forward(X)
+    np.testing.assert_array_equal(before, keep)  # results handed out never change
+    assert out1 is not out2 and not np.shares_memory(out2, z_buf)
+    assert not any(np.shares_memory(out2, b) for la in net.layers for b in la._ws.values())
+    net._use_workspace(False)
+
+
+def test_fit_turns_the_workspace_off_again(rng):
+    from backprop import fit
+
+    net = MLP([4, 6, 3], output="softmax", seed=0)
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+    fit(net, X, y, epochs=2, batch_size=8)
+    assert all(layer._ws is None for layer in net.layers)
