@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/backprop train
 
 test: $(STAMP)
 	$(BIN)/ruff check backprop tests examples bench
