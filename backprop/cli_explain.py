@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 import numpy as np
 
@@ -44,12 +45,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "explain",
         help="show every number of a forward pass, backward pass and update",
-        description=(
+        description=textwrap.fill(
             "Explain one (or --steps N) gradient-descent iteration of a small network in the "
             "notation of the lecture notes: each z = W a + b with its numbers, a = f(z), the "
             "loss, each delta, every weight and bias gradient as the product of its chain-rule "
             "factors dC/da × da/dz × dz/dw, the update and the new loss. The gradients are "
-            "checked against the engine and against finite differences."
+            "checked against the engine and against finite differences.",
+            width=96,
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,7 +88,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     data = p.add_argument_group("input, target and training")
     data.add_argument("--x", metavar="VALUES", help="the input, e.g. 2,3,-1 (';' between samples)")
     data.add_argument(
-        "--y", metavar="VALUES", help="the target: values, or a class label for cross-entropy"
+        "--y",
+        metavar="VALUES",
+        help="the target: values, or a class index (from 0) for cross-entropy",
     )
     data.add_argument("--loss", help="loss name (default: the network's natural loss)")
     data.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1)")
@@ -239,6 +243,25 @@ def _targets(text: str | None):
     return arr
 
 
+def _preprocess(net, x, y):
+    """Apply a model file's stored preprocessing to --x (and --y for scaled regression
+    targets): the network was trained on the transformed values."""
+    pre = (getattr(net, "metadata", None) or {}).get("preprocessing") or {}
+    if not pre.get("input") and not pre.get("target"):
+        return x, y
+    from .datasets import scaler_from_config
+
+    if pre.get("input"):
+        scaler = scaler_from_config(pre["input"])
+        x = scaler.transform(np.atleast_2d(x), dtype=np.float64)
+        print(f"note: --x transformed by the model's preprocessing ({scaler!r})", file=sys.stderr)
+    if pre.get("target") and np.issubdtype(np.asarray(y).dtype, np.floating):
+        scaler = scaler_from_config(pre["target"])
+        y = scaler.transform(np.asarray(y, dtype=np.float64).reshape(len(x), -1), dtype=np.float64)
+        print(f"note: --y transformed by the model's target scaling ({scaler!r})", file=sys.stderr)
+    return x, y
+
+
 def handler(args) -> int:
     from .explain import explain
 
@@ -247,6 +270,7 @@ def handler(args) -> int:
     y = _targets(args.y)
     if net is not None and (x is None or y is None):
         raise ValueError("explaining a given network needs --x (the input) and --y (the target)")
+    x, y = _preprocess(net, x, y)
     ex = explain(
         net,
         x,

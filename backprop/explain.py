@@ -805,17 +805,17 @@ def explain(
     engine = _as_float64_net(net)
     loss_obj = get_loss(loss if loss is not None else engine.default_loss())
     x_arr = np.asarray(x)
-    one = x_arr.ndim == 1
-    X = engine._check_X(x_arr[None] if one else x_arr)
+    X = engine._check_X(x_arr[None] if x_arr.ndim == 1 else x_arr)
     if len(X) > MAX_SAMPLES:
         raise ValueError(
             f"x has {len(X)} samples: explain takes at most {MAX_SAMPLES} (one is usual)"
         )
     y_arr = np.asarray(y)
-    if one and (y_arr.ndim == 0 or (y_arr.ndim == 1 and y_arr.size == sizes[-1] > 1)):
-        y_arr = y_arr.reshape(1, -1) if y_arr.ndim == 1 else y_arr.reshape(1)
-    elif one and y_arr.ndim == 1 and y_arr.size == 1:
-        y_arr = y_arr.reshape(1)
+    if len(X) == 1:  # one sample: a scalar target or label, or one target vector
+        if y_arr.ndim == 0:
+            y_arr = y_arr.reshape(1)
+        elif y_arr.ndim == 1 and y_arr.size == sizes[-1] > 1:
+            y_arr = y_arr.reshape(1, -1)
     Y = engine.check_targets(y_arr, len(X), loss_obj)
     n = len(X)
 

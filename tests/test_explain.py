@@ -372,6 +372,47 @@ def test_cli_random_network_and_model_file(capsys, tmp_path):
     np.testing.assert_allclose(d["steps"][0]["params"]["W1"], net.params["W1"], rtol=1e-7)
 
 
+def test_cli_model_file_preprocessing_is_applied(capsys, tmp_path):
+    pytest.importorskip("backprop.io")
+    from backprop.datasets import Scale
+    from backprop.io import save
+
+    net = MLP([2, 2, 1], activation="tanh", output="sigmoid", dtype="float64", seed=3)
+    path = tmp_path / "scaled.safetensors"
+    save(net, path, preprocessing=Scale(2.0))
+    rc, out = _run_cli(["--model", str(path), "--x", "2,4", "--y", "1", "--format", "json"], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    assert d["x"] == [[1.0, 2.0]]  # the network sees x / 2, as in training
+    np.testing.assert_allclose(d["steps"][0]["samples"][0]["output"], net.forward([[1.0, 2.0]])[0])
+
+
+def test_installed_command():
+    import subprocess
+    from pathlib import Path
+
+    exe = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "backprop"
+    if not exe.exists():
+        pytest.skip("the backprop script is not installed")
+    run = subprocess.run([str(exe), "explain"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "0.2891" in run.stdout and "does not follow" in run.stdout
+    assert "\x1b[" not in run.stdout  # a pipe, not a terminal: plain text
+    run = subprocess.run(
+        [str(exe), "explain", "--color", "always", "--layer", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and "\x1b[" in run.stdout
+    run = subprocess.run(
+        [str(exe), "explain", "--layer", "5"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("backprop: error:") and "layer=5" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [

@@ -129,13 +129,3 @@ def test_installed_command(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert _is_png(tmp_path / "lr_schedules.png")
-    run = subprocess.run([str(BACKPROP), "explain"], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert "0.2891" in run.stdout and "does not follow" in run.stdout
-    assert "\x1b[" not in run.stdout  # a pipe, not a terminal: plain text
-    run = subprocess.run(
-        [str(BACKPROP), "explain", "--layer", "5"], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 1
-    assert run.stderr.startswith("backprop: error:") and "layer=5" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
