@@ -141,6 +141,32 @@ def test_random_small_networks_match_gradcheck(case):
         np.testing.assert_allclose(lt.db, lt.delta)
 
 
+def test_printed_gradients_equal_gradcheck():
+    # parse the text itself: every "dC/dW2[i,j] = ... = value" line against finite differences
+    import re
+
+    pattern = re.compile(r"^\s*dC/d([Wb])(\d+)\[([\d,]+)\]\s*= .* = (\S+)$")
+    for case, (sizes, act, out, loss) in enumerate(CASES[:4]):
+        rng = np.random.default_rng(7 + case)
+        net = MLP(sizes, activation=act, output=out, dtype="float64", seed=10 + case)
+        x = rng.normal(size=sizes[0])
+        y = rng.integers(0, sizes[-1]) if loss == "cross_entropy" else rng.random(sizes[-1])
+        text = explain(net, x, y, loss=loss).text(digits=12)
+        _, details = gradcheck(net, x[None], np.atleast_1d(y) if loss == "cross_entropy"
+                               else y[None], loss=loss, return_details=True)  # fmt: skip
+        seen = 0
+        for line in text.splitlines():
+            m = pattern.match(line)
+            if not m:
+                continue
+            kind, l, idx, value = m.groups()
+            index = tuple(int(i) - 1 for i in idx.split(","))
+            numeric = details[f"{kind}{l}"][1][index]
+            assert float(value) == pytest.approx(numeric, rel=1e-6, abs=1e-9), line
+            seen += 1
+        assert seen == sum(v.size for v in net.params.values())
+
+
 def test_per_sample_gradients_average_to_the_batch_gradient():
     rng = np.random.default_rng(3)
     net = MLP([2, 3, 1], activation="tanh", output="identity", dtype="float64", seed=3)
