@@ -610,9 +610,7 @@ def _scalers(metadata: dict):
 def _prepare_inputs(X, scaler, dtype) -> np.ndarray:
     if scaler is not None:
         return scaler.transform(X, dtype=dtype)
-    from .datasets import as_float
-
-    return as_float(X, dtype=dtype)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def _forward(net, X, batch: int = 8192) -> np.ndarray:
