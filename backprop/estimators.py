@@ -52,6 +52,7 @@ import warnings
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -69,7 +70,6 @@ from sklearn.utils.validation import (
 )
 
 from . import io as _io
-from .activations import log_softmax
 from .callbacks import Callback, History, TrainingDiverged
 from .layers import MLP
 from .losses import BinaryCrossEntropy, CrossEntropy, HalfSquaredError, Loss
@@ -1453,17 +1453,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Softmax outputs; for two classes ``[1 - p, p]``; for multilabel the sigmoid of each
-            label. In the model's ``dtype``.
+            Softmax outputs; for two classes ``[1 - p, p]`` computed as
+            ``[sigmoid(-z), sigmoid(z)]`` (so ``1 - p`` keeps its digits where ``p`` rounds to
+            1); for multilabel the sigmoid of each label, kept strictly inside (0, 1). In the
+            model's ``dtype``.
         """
-        P = self._forward(X)
+        check_is_fitted(self)
         if self.n_outputs_ == 1:
-            p = P[:, 0]
-            return np.stack([1 - p, p], axis=1)
+            z = self._forward(X, logits=True)[:, 0]
+            return np.stack([expit(-z), expit(z)], axis=1)
+        P = self._forward(X)
+        if self.out_activation_ == "logistic":  # multilabel: a probability of 0 or 1 is a lie
+            dt = P.dtype
+            np.clip(P, np.finfo(dt).tiny, np.nextafter(dt.type(1), dt.type(0)), out=P)
         return P
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed from the logits (never ``log(0)``).
+        """Logarithm of :meth:`predict_proba` (``-inf`` where a probability underflows to 0,
+        as scikit-learn).
 
         Parameters
         ----------
@@ -1472,16 +1479,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            ``log_softmax(z)``; for sigmoid outputs ``log p = -log(1 + e^-z)`` and
-            ``log(1 - p) = -log(1 + e^z)``.
         """
-        Z = self._forward(X, logits=True)
-        if self.out_activation_ == "softmax":
-            return log_softmax(Z)
-        if self.n_outputs_ == 1:
-            z = Z[:, 0]
-            return np.stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)], axis=1)
-        return -np.logaddexp(0, -Z)
+        P = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(P, out=P)
 
     @available_if(_check_solver_is_stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -1630,6 +1631,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss_kind(self) -> str:
         return self.loss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self.loss == "poisson"
+        return tags
 
     def _output_activation(self) -> str:
         return "identity"

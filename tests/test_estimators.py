@@ -510,15 +510,18 @@ def test_dropout_trains_and_predicts_deterministically(iris):
         MLPClassifier((4, 4), dropout=[0.1]).fit(X, y)
 
 
-def test_predict_log_proba_stays_finite_where_proba_underflows(iris):
-    X, y = iris
-    clf = _quiet_fit(MLPClassifier((5,), max_iter=30, random_state=0), X, y)
-    far = X[:3] * 1e4
-    with np.errstate(divide="ignore"):
-        assert np.isinf(np.log(clf.predict_proba(far))).any()
-    logp = clf.predict_log_proba(far)
-    assert np.isfinite(logp).all()
-    np.testing.assert_allclose(np.exp(logp), clf.predict_proba(far), atol=1e-6)
+def test_binary_probabilities_keep_the_small_one_and_log_proba_is_their_log():
+    X, y = make_blobs(60, centers=2, random_state=0)
+    clf = _quiet_fit(MLPClassifier((5,), max_iter=60, random_state=0), X, y)
+    far = np.concatenate([X * s for s in (5, 10, 20, 50, 100, 200)]).astype(np.float32)
+    z = clf.net_._forward_unchecked(far, False, stop=-1)[:, 0]
+    far = far[(np.abs(z) > 20) & (np.abs(z) < 80)]  # p rounds to 1 in float32, 1 - p does not
+    z = clf.net_._forward_unchecked(far, False, stop=-1)[:, 0]
+    P = clf.predict_proba(far)
+    assert len(far) > 10 and (P.max(axis=1) == 1).all()
+    assert (P.min(axis=1) > 0).all()  # sigmoid(-|z|), not 1 - 1 = 0
+    np.testing.assert_allclose(P.min(axis=1), 1 / (1 + np.exp(np.abs(z.astype(float)))), rtol=1e-5)
+    np.testing.assert_array_equal(clf.predict_log_proba(far), np.log(P))
 
 
 def test_binary_multilabel_and_multioutput_shapes():
