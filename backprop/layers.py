@@ -55,6 +55,13 @@ class Layer:
     from step to step, so a step allocates (almost) nothing. Those results are only valid until
     the next step, which is why user-facing calls never get them. A layer that does not
     override the two methods simply runs ``forward``/``backward``.
+
+    The workspace arrays of shape ``(n_samples, n_features)`` are stored feature-major (the
+    transpose of a C-contiguous ``(n_features, n_samples)`` array, i.e. the notes' column
+    vectors side by side): the shapes and values are the usual ones, only the memory order
+    differs. Dense then computes ``Z^T = W A^T`` with both operands in the order the BLAS
+    likes best, which measured up to 1.8x faster than ``A @ W.T`` for small batches and 10-25%
+    faster for wide layers (docs/performance.md).
     """
 
     weight_names: tuple[str, ...] = ()
@@ -89,18 +96,24 @@ class Layer:
     def _train_backward(self, delta: np.ndarray) -> np.ndarray | None:
         return self.backward(delta)
 
-    def _buffer(self, key: str, rows: int, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
-        """A reusable ``(rows, *shape)`` array from the workspace.
+    def _buffer(
+        self, key: str, rows: int, shape: tuple, dtype, zero: bool = False, order: str = "F"
+    ) -> np.ndarray:
+        """A reusable ``(rows, *shape)`` array from the workspace, kept from step to step.
 
-        One array per key, sized for the largest batch seen; a smaller batch (the last of an
-        epoch) gets a view of its first rows, which is still C-contiguous. The contents are
-        undefined, except with ``zero=True``: all zeros (the caller must not write to it).
+        2-D buffers are feature-major (``order="F"``) unless ``order="C"`` is asked for. One
+        array per key and number of rows (so an epoch uses two: full batches and the last one).
+        The contents are undefined, except with ``zero=True``: all zeros (never write to it).
         """
-        buf = self._ws.get(key)
-        if buf is None or buf.shape[0] < rows or buf.shape[1:] != shape or buf.dtype != dtype:
+        buf = self._ws.get((key, rows))
+        if buf is None or buf.shape[1:] != tuple(shape) or buf.dtype != dtype:
             make = np.zeros if zero else np.empty
-            buf = self._ws[key] = make((rows, *shape), dtype=dtype)
-        return buf if buf.shape[0] == rows else buf[:rows]
+            if len(shape) == 1 and order == "F":
+                buf = make((shape[0], rows), dtype=dtype).T
+            else:
+                buf = make((rows, *shape), dtype=dtype)
+            self._ws[(key, rows)] = buf
+        return buf
 
 
 class Dense(Layer):
@@ -156,19 +169,21 @@ class Dense(Layer):
             return self.forward(X, training)
         self._A = X
         Z = self._buffer("z", X.shape[0], (self.n_out,), X.dtype)
-        np.matmul(X, self.params["W"].T, out=Z)
-        Z += self.params["b"]
+        ZT = Z.T  # C-contiguous (n_out, n): z = W a + b for every sample (column) at once
+        np.matmul(self.params["W"], X.T, out=ZT)
+        ZT += self.params["b"][:, None]
         return Z
 
     def _train_backward(self, delta):
         if self._ws is None:
             return self.backward(delta)
-        np.matmul(delta.T, self._A, out=self.grads["W"])
+        np.matmul(delta.T, self._A, out=self.grads["W"])  # dW = delta^T A
         np.sum(delta, axis=0, out=self.grads["b"])
         if not self.need_input_grad:
             return None
         dA = self._buffer("dA", delta.shape[0], (self.n_in,), delta.dtype)
-        return np.matmul(delta, self.params["W"], out=dA)
+        np.matmul(self.params["W"].T, delta.T, out=dA.T)  # (W^T delta)^T, column by column
+        return dA
 
     def output_width(self, n_in):
         return self.n_out
@@ -259,7 +274,7 @@ class Dropout(Layer):
             return self.forward(X, training)
         # The same draws as forward (Generator.random fills `out` from the same stream).
         n, shape = X.shape[0], X.shape[1:]
-        u = self._buffer("u", n, shape, X.dtype)
+        u = self._buffer("u", n, shape, X.dtype, order="C")  # the draws fill memory in C order
         self.rng.random(X.shape, dtype=X.dtype, out=u)
         keep = self._buffer("keep", n, shape, np.bool_)
         np.greater_equal(u, X.dtype.type(self.p), out=keep)
