@@ -70,6 +70,7 @@ __all__ = [
 #: products use the BLAS library's own threads).
 N_THREADS = max(1, min(2, os.cpu_count() or 1))
 _POOL: ThreadPoolExecutor | None = None
+_LIMITER = None
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -108,15 +109,18 @@ def _xent_rows(Z: np.ndarray, t: np.ndarray, scale: float, grad: bool) -> np.nda
     ``exp(Z - max)`` afterwards. The max is subtracted first so ``exp`` never overflows.
     """
     rows = np.arange(len(t))
-    mx = Z.max(axis=1, keepdims=True)
-    Z -= mx
-    zt = Z[rows, t].astype(np.float64)
-    np.exp(Z, out=Z)
-    s = Z.sum(axis=1, dtype=np.float64)
-    nll = np.log(s) - zt
-    if grad:
-        Z *= (scale / s).astype(Z.dtype)[:, None]
-        Z[rows, t] -= Z.dtype.type(scale)
+    # A diverging run (inf or NaN scores) is caught by the caller's finite check, not by
+    # floating-point warnings (errstate is per thread, so it is set here).
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mx = Z.max(axis=1, keepdims=True)
+        Z -= mx
+        zt = Z[rows, t].astype(np.float64)
+        np.exp(Z, out=Z)
+        s = Z.sum(axis=1, dtype=np.float64)
+        nll = np.log(s) - zt
+        if grad:
+            Z *= (scale / s).astype(Z.dtype)[:, None]
+            Z[rows, t] -= Z.dtype.type(scale)
     return nll
 
 
@@ -148,15 +152,39 @@ def softmax_xent(Z: np.ndarray, t: np.ndarray, scale: float = 1.0, grad: bool = 
     >>> Z.round(3).tolist()
     [[0.5, -0.75, 0.25]]
     """
-    n = Z.shape[0]
-    if N_THREADS == 1 or n < 2 * 32:
-        return _xent_rows(Z, t, scale, grad)
-    bounds = np.linspace(0, n, N_THREADS + 1).astype(int)
-    futs = [
-        _pool().submit(_xent_rows, Z[a:b], t[a:b], scale, grad)
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-    return np.concatenate([f.result() for f in futs])
+    out = np.empty(Z.shape[0], dtype=np.float64)
+
+    def rows(r):
+        out[r] = _xent_rows(Z[r], t[r], scale, grad)
+
+    _parallel(rows, Z.shape[0])
+    return out
+
+
+def _parallel(fn: Callable[[slice], None], n: int, min_part: int = 32) -> None:
+    """Run ``fn(slice)`` on :data:`N_THREADS` consecutive parts of ``range(n)`` in parallel
+    threads (NumPy and BLAS release the GIL), or on the whole range for small ``n``."""
+    k = min(N_THREADS, max(1, n // min_part))
+    if k == 1:
+        fn(slice(0, n))
+        return
+    bounds = [n * i // k for i in range(k + 1)]
+    futs = [_pool().submit(fn, slice(bounds[i], bounds[i + 1])) for i in range(1, k)]
+    fn(slice(bounds[0], bounds[1]))  # this thread does the first part
+    for f in futs:
+        f.result()
+
+
+def _single_blas():
+    """While our own threads split the products, BLAS must not start threads of its own: two
+    layers of threads on two cores fight, and OpenBLAS's busy-waiting threads collapse when
+    another process holds a core."""
+    global _LIMITER
+    if _LIMITER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _LIMITER = ThreadpoolController()
+    return _LIMITER.limit(limits=1, user_api="blas")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,28 +465,60 @@ class NeuralLM:
             )
         return np.ascontiguousarray(t, dtype=np.intp)
 
-    def _forward(self, C: np.ndarray, training: bool) -> np.ndarray:
-        """Scores ``y`` of shape (n, V) in a reused buffer; keeps what backward needs."""
+    def _inputs(self, C: np.ndarray, training: bool) -> np.ndarray:
+        """``A1 = [a, x, 1]`` of shape (n, K + 1) in a reused buffer: the embeddings looked up
+        and concatenated (``x``), the hidden layer ``a = tanh(d + H x)``, and a column of ones
+        for the biases ``b``."""
         n, h, K = C.shape[0], self.hidden, self._K
         x = self.embedding.forward(C, training)  # (n, (order-1) dim): rows of E, concatenated
         x = self.input_drop.forward(x, training)
-        A1 = self._buffer("A1", (n, K + 1))  # [a, x, 1]
+        A1 = self._buffer("A1", (n, K + 1))
         if h:
             a = self.tanh.forward(self.hidden_layer.forward(x, training), training)
-            A1[:, :h] = self.hidden_drop.forward(a, training)  # a = tanh(d + H x)
+            A1[:, :h] = self.hidden_drop.forward(a, training)
         if self.direct:
             A1[:, h:K] = x
         A1[:, K] = 1.0
-        self._A1 = A1
-        Y = self._buffer("scores", (n, self.n_vocab))
-        np.matmul(A1, self._S, out=Y)  # y = U a + W x + b, one product
+        return A1
+
+    def _forward(self, C: np.ndarray, training: bool) -> np.ndarray:
+        """Scores ``y = U a + W x + b = [a, x, 1] @ S``, shape (n, V), in a reused buffer."""
+        A1 = self._inputs(C, training)
+        Y = self._buffer("scores", (C.shape[0], self.n_vocab))
+        with _single_blas():
+            _parallel(lambda r: np.matmul(A1[r], self._S, out=Y[r]), len(Y))
         return Y
 
-    def _backward(self, delta: np.ndarray) -> None:
-        """From ``delta = dC/dy`` (n, V) to every gradient (the notes' recursion, batched)."""
-        h, K = self.hidden, self._K
-        np.matmul(self._A1.T, delta, out=self._dS)  # [dU^T; dW^T; db] = [a, x, 1]^T delta
-        dA = delta @ self._S[:K].T  # (n, K): [U W]^T delta, back into a and x
+    def _loss_grad(self, C: np.ndarray, t: np.ndarray, l2: float = 0.0, training: bool = True):
+        """Forward + backward on checked arrays; fills ``flat_grads``; returns the mean NLL
+        (plus the L2 term ``l2 / (2 n) * sum of squared weights``).
+
+        The big products and the softmax run on both halves of the batch in parallel threads
+        (each with a single-threaded BLAS call): rows for the scores, the softmax and
+        ``[U W]^T delta``, columns of the vocabulary for ``dS``.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._loss_grad_unguarded(C, t, l2, training)
+
+    def _loss_grad_unguarded(self, C, t, l2, training):
+        n, h, K = C.shape[0], self.hidden, self._K
+        A1 = self._inputs(C, training)
+        Y = self._buffer("scores", (n, self.n_vocab))
+        dA = self._buffer("dA", (n, K))
+        nll = np.empty(n, dtype=np.float64)
+        S, dS = self._S, self._dS
+
+        def rows(r):  # scores, fused softmax + cross-entropy, delta back into [a, x]
+            np.matmul(A1[r], S, out=Y[r])  # y = U a + W x + b: one product
+            nll[r] = _xent_rows(Y[r], t[r], 1.0 / n, True)  # Y <- delta = (p - onehot) / n
+            np.matmul(Y[r], S[:K].T, out=dA[r])  # [U W]^T delta
+
+        def cols(c):  # [dU^T; dW^T; db] = [a, x, 1]^T delta, one block of words per thread
+            np.matmul(A1.T, Y[:, c], out=dS[:, c])
+
+        with _single_blas():
+            _parallel(rows, n)
+            _parallel(cols, self.n_vocab)
         dx = dA[:, h:] if self.direct else None
         if h:
             da = self.hidden_drop.backward(dA[:, :h])
@@ -467,14 +527,6 @@ class NeuralLM:
             dx = dxh if dx is None else dx + dxh
         dx = self.input_drop.backward(dx)
         self.embedding.backward(dx)  # rows added into dE: repeated words accumulate
-
-    def _loss_grad(self, C: np.ndarray, t: np.ndarray, l2: float = 0.0, training: bool = True):
-        """Forward + backward on checked arrays; fills ``flat_grads``; returns the mean NLL
-        (plus the L2 term ``l2 / (2 n) * sum of squared weights``)."""
-        n = C.shape[0]
-        Y = self._forward(C, training)
-        nll = softmax_xent(Y, t, 1.0 / n, grad=True)
-        self._backward(Y)
         value = float(nll.mean())
         if l2:
             c = l2 / n
@@ -552,9 +604,17 @@ class NeuralLM:
         C = self.check_contexts(contexts)
         t = self._check_targets(targets, len(C))
         out = np.empty(len(C), dtype=np.float64)
-        for s in range(0, len(C), batch_size):
-            Y = self._forward(C[s : s + batch_size], False)
-            out[s : s + batch_size] = -softmax_xent(Y, t[s : s + batch_size], grad=False)
+        with _single_blas():
+            for s in range(0, len(C), batch_size):
+                A1 = self._inputs(C[s : s + batch_size], False)
+                Y = self._buffer("scores", (len(A1), self.n_vocab))
+                ts, os_ = t[s : s + batch_size], out[s : s + batch_size]
+
+                def rows(r, A1=A1, Y=Y, ts=ts, os_=os_):
+                    np.matmul(A1[r], self._S, out=Y[r])
+                    os_[r] = -_xent_rows(Y[r], ts[r], 1.0, False)
+
+                _parallel(rows, len(A1))
         return out
 
     def perplexity(self, ids, *, batch_size: int = 1024, exclude_eos: bool = False) -> float:
@@ -708,7 +768,9 @@ class TrainState:
 
     ``epoch`` counts finished epochs; ``batch`` the batches done in the current one;
     ``epoch_rng`` is the Generator state at the start of the current epoch (the shuffle is
-    drawn from it, so a resumed run sees the same order).
+    drawn from it, so a resumed run sees the same order). ``stop_kind`` says why a finished
+    run stopped: ``"epochs"``, ``"time"`` (both may be continued with more epochs or time) or
+    ``"early"`` (early stopping: final).
     """
 
     epoch: int = 0
@@ -722,6 +784,7 @@ class TrainState:
     total_seconds: float = 0.0
     lr_scale: float = 1.0
     done: bool = False
+    stop_kind: str = ""
 
 
 def _fingerprint(ids: np.ndarray) -> str:
@@ -888,12 +951,23 @@ def train_lm(
         history, state, best = ck["history"], ck["state"], ck["best"]
         if ck["base_lr"] is not None:
             base_lr = ck["base_lr"]
-        if state.done and state.epoch >= epochs:
+        more = (state.stop_kind == "epochs" and epochs > state.epoch) or (
+            state.stop_kind == "time"
+            and (max_seconds is None or float(max_seconds) > state.total_seconds)
+        )
+        if state.done and not more:
             if progress:
-                progress({"event": "stop", "reason": "the checkpoint's run had already finished"})
+                progress(
+                    {
+                        "event": "stop",
+                        "reason": f"the checkpoint's run had already finished "
+                        f"({history.stop_reason}); delete {os.fspath(checkpoint)} to start over",
+                    }
+                )
             _restore_best(model, best)
             return history
-        state.done = False
+        state.done, state.stop_kind = False, ""
+        history.interrupted, history.stop_reason = False, ""
         if progress:
             progress({"event": "resume", "epoch": state.epoch + 1, "batch": state.batch})
     _set_lr(opt, base_lr, state.lr_scale)
@@ -964,6 +1038,7 @@ def train_lm(
                         raise KeyboardInterrupt
                     if max_seconds is not None and state.total_seconds >= max_seconds:
                         stop_reason = f"time budget of {max_seconds:g} s reached"
+                        state.stop_kind = "time"
                         break
                     if checkpoint is not None and now - last_ckpt >= checkpoint_every:
                         write_checkpoint()
@@ -1013,6 +1088,7 @@ def train_lm(
                                 f"{patience} epoch(s) (best {math.exp(state.best_loss):.2f} at "
                                 f"epoch {history.best_epoch})"
                             )
+                            state.stop_kind = "early"
                         elif lr_decay < 1.0:
                             state.lr_scale *= lr_decay
                             _set_lr(opt, base_lr, state.lr_scale)
@@ -1022,9 +1098,12 @@ def train_lm(
                 if not stop_reason and max_seconds is not None:
                     if state.total_seconds >= max_seconds:
                         stop_reason = f"time budget of {max_seconds:g} s reached"
+                        state.stop_kind = "time"
                 if state.epoch >= epochs and not stop_reason:
                     stop_reason = f"finished {epochs} epoch(s)"
+                    state.stop_kind = "epochs"
                 state.done = bool(stop_reason)
+                history.stop_reason = stop_reason
                 write_checkpoint()
                 last_ckpt = time.perf_counter()
                 if interrupt.requested:
