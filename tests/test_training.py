@@ -212,3 +212,17 @@ def test_bad_arguments(kwargs, match, rng):
     net = MLP([4, 3], output="softmax", seed=0)
     with pytest.raises((ValueError, TypeError), match=match):
         fit(net, X, y, **kwargs)
+
+
+def test_atomic_write_gives_normal_file_mode(tmp_path):
+    import os
+
+    from backprop.callbacks import atomic_write_bytes
+
+    target = tmp_path / "out.bin"
+    atomic_write_bytes(target, b"abc")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_bytes() == b"abc"
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
