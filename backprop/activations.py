@@ -206,9 +206,9 @@ class Softmax(Activation):
         return softmax(z)
 
     def _forward_into(self, z, out, buffer):
-        np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+        np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), out=out)
         np.exp(out, out=out)
-        out /= out.sum(axis=-1, keepdims=True)
+        np.divide(out, np.add.reduce(out, axis=-1, keepdims=True), out=out)
         return out
 
     def backward(self, z, a, grad_a):

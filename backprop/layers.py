@@ -165,20 +165,29 @@ class Dense(Layer):
         return delta @ self.params["W"]  # W^T delta, batched
 
     def _train_forward(self, X, training):
-        if self._ws is None:
+        ws = self._ws
+        if ws is None:
             return self.forward(X, training)
         self._A = X
         Z = self._buffer("z", X.shape[0], (self.n_out,), X.dtype)
         ZT = Z.T  # C-contiguous (n_out, n): z = W a + b for every sample (column) at once
         np.matmul(self.params["W"], X.T, out=ZT)
-        ZT += self.params["b"][:, None]
+        b = ws.get("b_col")
+        if b is None:
+            b = ws["b_col"] = self.params["b"][:, None]
+        np.add(ZT, b, out=ZT)
         return Z
 
     def _train_backward(self, delta):
-        if self._ws is None:
+        ws = self._ws
+        if ws is None:
             return self.backward(delta)
+        n = delta.shape[0]
         np.matmul(delta.T, self._A, out=self.grads["W"])  # dW = delta^T A
-        np.sum(delta, axis=0, out=self.grads["b"])
+        ones = ws.get(("ones", n))
+        if ones is None:
+            ones = ws[("ones", n)] = np.ones(n, dtype=delta.dtype)
+        np.dot(ones, delta, out=self.grads["b"])  # db = sum of delta over the batch (a GEMV)
         if not self.need_input_grad:
             return None
         dA = self._buffer("dA", delta.shape[0], (self.n_in,), delta.dtype)
