@@ -1422,6 +1422,11 @@ def cmd_info(args) -> int:
         drops = [d for d in cfg.get("dropout") or [] if d]
         if drops:
             desc += f", dropout {','.join(f'{d:g}' for d in cfg['dropout'])}"
+    elif cfg.get("type") == "NeuralLM":  # backprop.lm (backprop lm train)
+        desc = (
+            f"neural language model: n = {cfg['order']}, m = {cfg['dim']}, h = {cfg['hidden']}, "
+            f"direct connections {'on' if cfg.get('direct') else 'off'}, |V| = {cfg['n_vocab']:,}"
+        )
     else:
         desc = "Sequential: " + ", ".join(layer.get("type", "?") for layer in cfg["layers"])
     t.add_row("architecture", desc)
@@ -1470,6 +1475,12 @@ def cmd_info(args) -> int:
             if res.get("interrupted"):
                 line += " (interrupted)"
             t.add_row("run", line)
+            if "test_ppl" in res:  # a language model
+                t.add_row(
+                    "perplexity",
+                    f"valid {res.get('best_valid_ppl', float('nan')):.1f}, "
+                    f"test {res['test_ppl']:.1f}",
+                )
             for part in ("validation", "test", "train"):
                 r = res.get(part)
                 if r:

@@ -329,6 +329,8 @@ def cmd_train(args) -> int:
         optimizer = get_optimizer(args.optimizer, lr=sched)
     settings = {
         "optimizer": args.optimizer,
+        "dropout": model.dropout,
+        "input_dropout": model.input_dropout,
         "lr": args.lr,
         "schedule": args.schedule,
         "batch_size": args.batch_size,
@@ -387,7 +389,7 @@ def cmd_train(args) -> int:
         model,
         out,
         vocab,
-        training={"corpus": spec, "settings": settings, "results": results},
+        training={**settings, "corpus": spec, "results": results},
         history=history,
     )
     if history.interrupted:

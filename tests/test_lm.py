@@ -559,6 +559,9 @@ def test_cli_train_writes_model_checkpoint_and_test_perplexity(trained_file, cap
     assert ppl == pytest.approx(res["test_ppl"], abs=0.006)  # printed with 2 decimals
     code, out, _ = _cli(["lm", "eval", str(model), "--text", str(corpus)], capsys)
     assert code == 0 and "tokens/s" in out
+    code, out, _ = _cli(["info", str(model)], capsys)
+    assert code == 0 and "neural language model: n = 3" in out and "perplexity" in out
+    assert "adam, lr 0.01" in out
 
 
 def test_cli_generate_neighbors_analogy(trained_file, capsys):
