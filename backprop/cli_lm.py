@@ -319,6 +319,8 @@ def cmd_train(args) -> int:
     n_batches = -(-len(train) // args.batch_size)
     progress = None if args.quiet else _Progress(n_batches, args.epochs)
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
+    if args.anneal and budget is None:
+        raise ValueError("--anneal decays the learning rate over --max-minutes: give both")
     optimizer = args.optimizer
     opt_kw = {"lr": args.lr}
     if args.schedule != "constant":
@@ -339,6 +341,7 @@ def cmd_train(args) -> int:
         "patience": args.patience,
         "lr_decay": args.lr_decay if args.schedule == "constant" else 1.0,
         "max_minutes": args.max_minutes,
+        "anneal": args.anneal,
         "seed": args.seed,
     }
     try:
@@ -354,6 +357,7 @@ def cmd_train(args) -> int:
             patience=args.patience,
             lr_decay=settings["lr_decay"],
             max_seconds=budget,
+            anneal=args.anneal,
             checkpoint=ckpt,
             resume=args.resume,
             progress=progress,
@@ -681,6 +685,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         type=_float_in(0, math.inf, lo_open=True, hi_open=True),
         default=None,
         help="wall-clock budget of the run",
+    )
+    p.add_argument(
+        "--anneal",
+        action="store_true",
+        help="decay the learning rate linearly to 0 over --max-minutes",
     )
     p.add_argument("--seed", type=int, default=d["seed"], help="default 0")
     p.add_argument("--out", default="lm.safetensors", help="model file (default lm.safetensors)")

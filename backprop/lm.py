@@ -805,6 +805,7 @@ def train_lm(
     lr_decay: float = 0.5,
     min_delta: float = 1e-3,
     max_seconds: float | None = None,
+    anneal: bool = False,
     checkpoint=None,
     resume: bool = False,
     checkpoint_every: float = 300.0,
@@ -846,6 +847,10 @@ def train_lm(
     max_seconds : float, optional
         Wall-clock budget of the run (validation included). When it is reached inside an
         epoch, that partial epoch is validated like a full one and training stops.
+    anneal : bool, default False
+        With ``max_seconds``: scale the learning rate by ``1 - elapsed / max_seconds`` (linear
+        decay to zero over the time budget, floored at 1 %), the usual way to spend a fixed
+        budget well. The rate then depends on the machine's speed.
     checkpoint : str or os.PathLike, optional
         File written after every epoch, every ``checkpoint_every`` seconds and when training
         stops or is interrupted (:func:`save_checkpoint`).
@@ -905,14 +910,16 @@ def train_lm(
         raise ValueError(f"max_seconds={max_seconds!r}: expected a positive number or None")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if anneal and max_seconds is None:
+        raise ValueError("anneal=True needs max_seconds (the budget the rate decays over)")
     opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer, lr=lr)
     if isinstance(optimizer, dict):
         opt = get_optimizer(optimizer)
     base_lr = opt.lr
-    if not isinstance(base_lr, int | float) and lr_decay != 1.0:
+    if not isinstance(base_lr, int | float) and (lr_decay != 1.0 or anneal):
         raise ValueError(
-            f"lr_decay={lr_decay!r} with a learning-rate schedule: expected lr_decay=1.0 (the "
-            "schedule sets the rate)"
+            f"lr_decay={lr_decay!r}, anneal={anneal!r} with a learning-rate schedule: expected "
+            "lr_decay=1.0 and anneal=False (the schedule sets the rate)"
         )
 
     C_all, t_all = ngram_arrays(train, model.order)
@@ -931,6 +938,7 @@ def train_lm(
         "min_delta": min_delta,
         "epochs": epochs,
         "max_seconds": max_seconds,
+        "anneal": bool(anneal),
         "optimizer": opt.to_config(),
         "train": _fingerprint(train),
         "valid": None if valid is None else _fingerprint(valid),
@@ -1011,6 +1019,9 @@ def train_lm(
                             f"{state.batch + 1}: lower the learning rate "
                             f"(lr={opt.current_lr():g})"
                         )
+                    if anneal:
+                        frac = (time.perf_counter() - started) / float(max_seconds)
+                        _set_lr(opt, base_lr, state.lr_scale * max(1.0 - frac, 0.01))
                     opt.step({"flat": model.flat_params}, {"flat": model.flat_grads})
                     history.n_steps += 1
                     state.batch += 1

@@ -42,12 +42,13 @@ RECIPES = {
         "dim": 30,
         "hidden": 100,
         "direct": True,
-        "dropout": 0.1,
+        "dropout": 0.0,
         "batch_size": 256,
-        "lr": 1e-3,
+        "lr": 2e-3,
         "epochs": 20,
         "patience": 2,
         "minutes": 28.0,
+        "anneal": True,
     },
     "10min": {
         "order": 5,
@@ -56,10 +57,11 @@ RECIPES = {
         "direct": True,
         "dropout": 0.0,
         "batch_size": 256,
-        "lr": 1e-3,
+        "lr": 2e-3,
         "epochs": 20,
         "patience": 2,
         "minutes": 9.0,
+        "anneal": True,
     },
 }
 
@@ -239,6 +241,7 @@ def run(args) -> None:
             batch_size=r["batch_size"],
             patience=r["patience"],
             max_seconds=budget,
+            anneal=r["anneal"],
             progress=progress,
         )
         info["train_seconds"] = time.perf_counter() - t0
