@@ -209,8 +209,11 @@ def fit(
     # Each batch is gathered from the data into one reused buffer (np.take, rows of a fresh
     # permutation): the same batches as slicing a shuffled copy of the data, without the copy,
     # which would double the memory and cost more than the epoch's arithmetic (page faults).
+    # Small targets (class labels as one-hot rows) are shuffled once per epoch instead, into one
+    # reused array: one gather per epoch instead of one per step.
     xbuf = np.empty((bs, *Xc.shape[1:]), dtype=Xc.dtype) if shuffle else None
-    ybuf = np.empty((bs, *Yc.shape[1:]), dtype=Yc.dtype) if shuffle else None
+    y_once = shuffle and Yc.nbytes <= max(Xc.nbytes // 8, 1 << 20)
+    ybuf = np.empty((n if y_once else bs, *Yc.shape[1:]), dtype=Yc.dtype) if shuffle else None
     if classification:
         # Training accuracy: the prediction of each sample as it was trained, compared with
         # its label once per epoch (one argmax per batch instead of four array operations).
@@ -232,6 +235,8 @@ def fit(
                 cb.on_epoch_begin(trainer, epoch)
             t0 = time.perf_counter()
             order = rng.permutation(n) if shuffle else None
+            if y_once:
+                np.take(Yc, order, axis=0, out=ybuf, mode="clip")
             total = 0.0
             seen = 0
             for start in range(0, n, bs):
@@ -239,8 +244,11 @@ def fit(
                 m = stop - start
                 if shuffle:
                     idx = order[start:stop]
-                    xb = np.take(Xc, idx, axis=0, out=xbuf[:m], mode="clip")
-                    yb = np.take(Yc, idx, axis=0, out=ybuf[:m], mode="clip")
+                    xb = np.take(Xc, idx, axis=0, out=xbuf if m == bs else xbuf[:m], mode="clip")
+                    if y_once:
+                        yb = ybuf[start:stop]
+                    else:
+                        yb = np.take(Yc, idx, axis=0, out=ybuf[:m], mode="clip")
                 else:
                     xb, yb = Xc[start:stop], Yc[start:stop]
                 value = loss_grad(xb, yb, loss, l2, regularizers, True)
