@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-__all__ = ["MIN_SIZE", "available", "enabled", "set_enabled", "get"]
+__all__ = ["MIN_SIZE", "available", "enabled", "set_enabled", "get", "kernel"]
 
 MIN_SIZE = 16_384
 """Smallest flat parameter vector for which the compiled update is used."""
@@ -75,6 +75,14 @@ def get(name: str, p: np.ndarray):
     if not _state["enabled"] or p.size < MIN_SIZE or not p.flags.c_contiguous:
         return None
     if p.dtype != np.float32 and p.dtype != np.float64:
+        return None
+    return kernel(name)
+
+
+def kernel(name: str):
+    """The compiled function ``name`` (compiled on first use), or None when kernels are off or
+    Numba is missing. The caller decides whether the work is large enough to be worth it."""
+    if not _state["enabled"]:
         return None
     fn = _compiled.get(name)
     if fn is None:
@@ -147,6 +155,36 @@ def _radam_plain(p, g, m, v, one_minus_b1, b2, one_minus_b2, step_size):
         p[i] = p[i] - mi * step_size
 
 
+def _softmax_xent(Z, Y, A, D, scale):
+    """Softmax of the logits ``Z`` into ``A``, the mean cross-entropy against ``Y`` (returned)
+    and the output delta ``D = (A - Y) * scale`` (``scale = 1/n`` in the arrays' dtype), in one
+    pass over the rows.
+
+    NumPy needs about fifteen calls for this (max, shift, exp, sums, log, ...), each costing a
+    microsecond or more even on a 16 x 10 batch; here it is one call. The loss is accumulated in
+    float64; the arrays keep their dtype.
+    """
+    n, K = Z.shape
+    total = 0.0
+    for i in range(n):
+        m = Z[i, 0]
+        for k in range(1, K):
+            if Z[i, k] > m:
+                m = Z[i, k]
+        s = 0.0
+        for k in range(K):
+            e = np.exp(Z[i, k] - m)
+            A[i, k] = e
+            s += e
+        yz = 0.0
+        for k in range(K):
+            A[i, k] = A[i, k] / s
+            yz += Y[i, k] * Z[i, k]
+            D[i, k] = (A[i, k] - Y[i, k]) * scale
+        total += (m + np.log(s)) - yz
+    return total / n
+
+
 _PY = {
     "sgd": _sgd,
     "momentum": _momentum,
@@ -155,6 +193,7 @@ _PY = {
     "rmsprop": _rmsprop,
     "adam": _adam,
     "radam_plain": _radam_plain,
+    "softmax_xent": _softmax_xent,
 }
 
 

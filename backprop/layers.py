@@ -21,10 +21,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from . import _kernels
 from ._validation import as_dtype, check_array, check_nonneg_float, check_targets
 from .activations import Activation, get_activation
 from .init import default_init_for, initialize
-from .losses import default_loss_for, get_loss, l2_penalty
+from .losses import CrossEntropy, default_loss_for, get_loss, l2_penalty
 
 __all__ = [
     "Layer",
@@ -576,26 +577,50 @@ class Sequential:
             if delta is None:
                 break
 
-    def _loss_grad(self, Xc, Yc, loss, l2, regularizers, training=True):
-        """Forward + backward on checked arrays; fills ``flat_grads`` and returns the loss."""
+    def _output_loss_delta(self, Z, Yc, loss, training):
+        """The last layer's forward, the loss and the delta that starts the backward pass.
+
+        Returns ``(value, delta, stop)``: the backward pass runs through ``layers[:stop]``.
+        With a fused pair (softmax + cross-entropy, ...) ``delta = dC/dZ`` already contains the
+        output activation's derivative, so the pass starts below it.
+        """
+        last = self.layers[-1]
         fused = (
             loss.fused_with is not None
-            and isinstance(self.layers[-1], ActivationLayer)
-            and self.layers[-1].name == loss.fused_with
+            and isinstance(last, ActivationLayer)
+            and last.name == loss.fused_with
         )
+        if (
+            fused
+            and last._ws is not None
+            and type(loss) is CrossEntropy
+            and Z.ndim == 2
+            and self.flat_params.size >= _kernels.MIN_SIZE
+        ):
+            # In the training workspace of a network big enough to use the compiled optimizer
+            # updates, the softmax output and its cross-entropy are one compiled call too.
+            softmax_xent = _kernels.kernel("softmax_xent")
+            if softmax_xent is not None:
+                n = Z.shape[0]
+                A = last._buffer("a", n, Z.shape[1:], Z.dtype)
+                delta = last._buffer("delta", n, Z.shape[1:], Z.dtype)
+                value = softmax_xent(Z, Yc, A, delta, Z.dtype.type(1.0 / n))
+                last._z, last._a = Z, A
+                self._output = A
+                return value, delta, len(self.layers) - 1
+        A = self._output = last._train_forward(Z, training)
+        if fused:
+            value, delta = loss.fused(Z, A, Yc)
+            return value, delta, len(self.layers) - 1
+        return loss.value(A, Yc), loss.grad(A, Yc), len(self.layers)
+
+    def _loss_grad(self, Xc, Yc, loss, l2, regularizers, training=True):
+        """Forward + backward on checked arrays; fills ``flat_grads`` and returns the loss."""
         layers = self.layers
         A = Xc
         for layer in layers[:-1]:
             A = layer._train_forward(A, training)
-        Z = A
-        A = self._output = layers[-1]._train_forward(Z, training)
-        if fused:
-            value, delta = loss.fused(Z, A, Yc)
-            stop = len(layers) - 1  # the output activation's derivative is inside the delta
-        else:
-            value = loss.value(A, Yc)
-            delta = loss.grad(A, Yc)
-            stop = len(layers)
+        value, delta, stop = self._output_loss_delta(A, Yc, loss, training)
         for layer in reversed(layers[:stop]):
             delta = layer._train_backward(delta)
             if delta is None:

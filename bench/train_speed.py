@@ -32,6 +32,11 @@ Protocol (docs/performance.md has the results and the discussion):
 
 ``--libs`` picks the workers: ``backprop``, ``backprop-numpy`` (backprop with its Numba kernels
 switched off, ``BACKPROP_NUMBA=0``), ``sklearn``, ``torch``. ``--json PATH`` saves the raw numbers.
+
+``--profile`` prints instead where the time of one training step goes: the CPU time of each part
+(batch gather, each layer's forward and backward, loss, optimizer update), measured on the
+calling thread with one BLAS thread and summarised by the 10th percentile over many steps, which
+stays meaningful on a busy machine, where wall-clock times do not.
 """
 
 from __future__ import annotations
@@ -369,6 +374,81 @@ def gemm_bound(sizes, batch, n, threads, budget_s=1.0):
     return seconds, flops * n / seconds / 1e9
 
 
+# ============================================================================ profile
+
+
+def profile(configs, steps_scale=1.0):
+    """Per-part CPU time of the training step (one BLAS thread), as a table."""
+    from threadpoolctl import threadpool_limits
+
+    import backprop as bp
+    from backprop import _kernels
+    from backprop.losses import get_loss
+    from backprop.optimizers import get_optimizer
+
+    clock = time.thread_time_ns
+    rng = np.random.default_rng(0)
+    n_data = 8192
+    X = rng.random((n_data, 784), dtype=np.float32)
+    labels = rng.integers(0, 10, n_data)
+    rows = []
+    with threadpool_limits(1):
+        for key in configs:
+            sizes, batch = CONFIGS[key]
+            net = bp.MLP(sizes, activation="relu", output="softmax", seed=0)
+            loss = get_loss("cross_entropy")
+            Y = net.check_targets(labels, n_data, loss)
+            opt = get_optimizer("adam", lr=1e-3)
+            params, grads = {"flat": net.flat_params}, {"flat": net.flat_grads}
+            net._use_workspace(True)
+            xb = np.empty((batch, 784), np.float32)
+            layers = net.layers
+            parts: dict[str, list] = {}
+
+            def add(name, t0, t1, parts=parts):
+                parts.setdefault(name, []).append(t1 - t0)
+
+            n_steps = int(steps_scale * max(60, min(2000, 4e8 / (batch * net.n_params))))
+            for _ in range(n_steps):
+                idx = rng.integers(0, n_data, batch)
+                t0 = clock()
+                np.take(X, idx, axis=0, out=xb, mode="clip")
+                yb = np.take(Y, idx, axis=0)
+                t1 = clock()
+                add("gather batch", t0, t1)
+                A = xb
+                for i, layer in enumerate(layers[:-1]):
+                    t0 = clock()
+                    A = layer._train_forward(A, True)
+                    add(f"forward {i + 1} {layer!r}", t0, clock())
+                t0 = clock()
+                value, delta, stop = net._output_loss_delta(A, yb, loss, True)
+                add("softmax + cross-entropy", t0, clock())
+                for i in range(stop - 1, -1, -1):
+                    t0 = clock()
+                    delta = layers[i]._train_backward(delta)
+                    add(f"backward {i + 1} {layers[i]!r}", t0, clock())
+                    if delta is None:
+                        break
+                t0 = clock()
+                opt.step(params, grads)
+                add("optimizer (Adam)", t0, clock())
+            net._use_workspace(False)
+            steps_per_epoch = math.ceil(60000 / batch)
+            summary = {k: float(np.percentile(v, 10)) / 1e3 for k, v in parts.items()}
+            rows.append((key, summary, steps_per_epoch))
+    out = [f"Numba kernels: {_kernels.enabled()}; CPU time per step (us, 10th pct.), 1 thread"]
+    for key, summary, steps in rows:
+        total = sum(summary.values())
+        out.append("")
+        out.append(f"{name(key)}: {total:.0f} us/step, {total * steps / 1e6:.3f} s/epoch")
+        out.append("| part | us/step | share |")
+        out.append("|---|---|---|")
+        for part, us in summary.items():
+            out.append(f"| {part} | {us:.1f} | {100 * us / total:.0f}% |")
+    return "\n".join(out)
+
+
 # ============================================================================ report
 
 
@@ -498,12 +578,16 @@ def main() -> None:
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
     ap.add_argument("--clear-openblas-env", action="store_true")
     ap.add_argument("--json", default=None, help="save the raw numbers here")
+    ap.add_argument("--profile", action="store_true", help="where the step's time goes")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.threads)
         return
     args.configs = (args.configs or ",".join(QUICK if args.quick else CONFIGS)).split(",")
+    if args.profile:
+        print(profile(args.configs, 0.3 if args.quick else 1.0))
+        return
     args.libs = args.libs.split(",")
     args.repeats = args.repeats or (3 if args.quick else 5)
     bad = [c for c in args.configs if c not in CONFIGS] + [b for b in args.libs if b not in RUNNERS]

@@ -97,3 +97,32 @@ def test_switch_off_falls_back_to_numpy():
         assert np.isfinite(theta).all()
     finally:
         _kernels.set_enabled(old)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [1, 16, 37])
+def test_fused_softmax_cross_entropy_kernel_matches_numpy(dtype, rows, kernels_on):
+    from backprop import MLP
+    from backprop.losses import get_loss
+
+    rng = np.random.default_rng(5)
+    loss = get_loss("cross_entropy")
+    nets = [MLP([300, 60, 7], output="softmax", dtype=dtype, seed=0) for _ in range(2)]
+    assert nets[0].flat_params.size >= _kernels.MIN_SIZE  # big enough for the kernels
+    X = rng.normal(size=(rows, 300)).astype(dtype) * 3
+    Y = nets[0].check_targets(rng.integers(0, 7, rows), rows, loss)
+    values, grads, outputs = [], [], []
+    for net, on in zip(nets, (True, False), strict=True):
+        net._use_workspace(True)
+        _kernels.set_enabled(on)
+        values.append(net._loss_grad(X, Y, loss, 0.0, (), True))
+        grads.append(net.flat_grads.copy())
+        outputs.append(np.array(net._output))
+        net._use_workspace(False)
+    eps = float(np.finfo(dtype).eps)
+    assert values[0] == pytest.approx(values[1], rel=10 * eps)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=10 * eps, atol=10 * eps)
+    np.testing.assert_allclose(outputs[0].sum(axis=1), 1.0, rtol=10 * eps)
+    scale = np.abs(grads[1]).max()
+    np.testing.assert_allclose(grads[0], grads[1], rtol=50 * eps, atol=50 * eps * scale)
