@@ -23,8 +23,9 @@ Protocol (docs/performance.md has the results and the discussion):
   ``torch.set_num_threads``.
 - GEMM bound: the matrix products of one training step at the configuration's shapes (forward
   ``A @ W.T``, ``dW = delta.T @ A`` and, except in the first layer, ``delta @ W``), each timed
-  here with NumPy (best of many), summed and multiplied by the number of steps of an epoch.
-  Everything above it is overhead. ``GFLOP/s`` is the FLOP count
+  with NumPy (best of many, in samples-in-rows and in feature-major layout, the faster counts)
+  by a worker process with the same BLAS settings, summed and multiplied by the number of steps
+  of an epoch. Everything above it is overhead. ``GFLOP/s`` is the FLOP count
   ``2 (3 sum(n_in n_out) - n_0 n_1)`` per sample over that time.
 - Memory: the peak resident set size of the worker while it trains (``VmHWM`` after resetting it
   through ``/proc/self/clear_refs``), next to the size of the float32 training data.
@@ -275,6 +276,10 @@ def worker(lib: str, threads: int) -> None:
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
+        if cmd.get("bound"):
+            sec, gflops = gemm_bound(cmd["sizes"], cmd["batch"], cmd["n"], threads)
+            print(json.dumps({"seconds": sec, "gflops": gflops}), flush=True)
+            continue
         sizes, batch, epochs, seed = cmd["sizes"], cmd["batch"], cmd["epochs"], cmd["seed"]
         rss_before = _status_mb("VmRSS")
         reset_peak_rss()
@@ -300,13 +305,15 @@ def worker(lib: str, threads: int) -> None:
 
 
 class Worker:
-    def __init__(self, lib: str, threads: int, clear_openblas_env: bool):
+    def __init__(self, lib: str, threads: int, clear_openblas_env: bool, coretype: str | None):
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
         if clear_openblas_env:
             env.pop("OPENBLAS_CORETYPE", None)
             env.pop("OPENBLAS_L2_SIZE", None)
+        if coretype:
+            env["OPENBLAS_CORETYPE"] = coretype
         if lib == "backprop-numpy":
             env["BACKPROP_NUMBA"] = "0"
         self.lib = lib
@@ -356,18 +363,32 @@ def gemm_bound(sizes, batch, n, threads, budget_s=1.0):
     step = 0.0
     with threadpool_limits(threads):
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            A = rng.random((batch, n_in), dtype=np.float32)
+            A = rng.random((batch, n_in), dtype=np.float32)  # samples in rows
+            AT = rng.random((n_in, batch), dtype=np.float32)  # feature-major
             W = rng.random((n_out, n_in), dtype=np.float32)
             D = rng.random((batch, n_out), dtype=np.float32)
+            DT = rng.random((n_out, batch), dtype=np.float32)
             Z = np.empty((batch, n_out), np.float32)
+            ZT = np.empty((n_out, batch), np.float32)
             dW = np.empty((n_out, n_in), np.float32)
             dA = np.empty((batch, n_in), np.float32)
+            dAT = np.empty((n_in, batch), np.float32)
             guess = 2.0 * batch * n_in * n_out / 100e9 + 2e-6  # seconds, at ~100 GFLOP/s
-            reps = int(min(400, max(20, budget_s / (3 * guess))))
-            step += best(lambda A=A, W=W, Z=Z: np.matmul(A, W.T, out=Z), reps)
-            step += best(lambda A=A, D=D, dW=dW: np.matmul(D.T, A, out=dW), reps)
+            reps = int(min(400, max(20, budget_s / (6 * guess))))
+            # each product in its two usual memory layouts; the faster one counts
+            step += min(
+                best(lambda A=A, W=W, Z=Z: np.matmul(A, W.T, out=Z), reps),
+                best(lambda AT=AT, W=W, ZT=ZT: np.matmul(W, AT, out=ZT), reps),
+            )
+            step += min(
+                best(lambda A=A, D=D, dW=dW: np.matmul(D.T, A, out=dW), reps),
+                best(lambda AT=AT, DT=DT, dW=dW: np.matmul(DT, AT.T, out=dW), reps),
+            )
             if i > 0:
-                step += best(lambda D=D, W=W, dA=dA: np.matmul(D, W, out=dA), reps)
+                step += min(
+                    best(lambda D=D, W=W, dA=dA: np.matmul(D, W, out=dA), reps),
+                    best(lambda DT=DT, W=W, dAT=dAT: np.matmul(W.T, DT, out=dAT), reps),
+                )
     flops = 2 * (3 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
     flops -= 2 * sizes[0] * sizes[1]
     seconds = step * n / batch
@@ -558,6 +579,7 @@ def report(results, bounds, info, args, worker_info):
         f"{info['python']}, NumPy {info['numpy']}, BLAS {', '.join(info['blas'])}; "
         f"OpenBLAS environment: {info['openblas_env'] or 'none'}"
         + (" (cleared for the workers)" if args.clear_openblas_env else "")
+        + (f"; workers run with OPENBLAS_CORETYPE={args.coretype}" if args.coretype else "")
         + "."
     )
     lines.append(
@@ -577,6 +599,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
     ap.add_argument("--clear-openblas-env", action="store_true")
+    ap.add_argument(
+        "--openblas-coretype", dest="coretype", default=None, help="OPENBLAS_CORETYPE for workers"
+    )
     ap.add_argument("--json", default=None, help="save the raw numbers here")
     ap.add_argument("--profile", action="store_true", help="where the step's time goes")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -600,7 +625,7 @@ def main() -> None:
     workers = {}
     for lib in args.libs:
         try:
-            workers[lib] = Worker(lib, args.threads, args.clear_openblas_env)
+            workers[lib] = Worker(lib, args.threads, args.clear_openblas_env, args.coretype)
         except Exception as exc:  # noqa: BLE001 - a missing peer is reported, not fatal
             print(f"skipping {lib}: {exc}", file=sys.stderr)
     worker_info = {lib: w.info for lib, w in workers.items()}
@@ -609,7 +634,12 @@ def main() -> None:
     try:
         for key in args.configs:
             sizes, batch = CONFIGS[key]
-            bounds[key] = gemm_bound(sizes, batch, n, args.threads)
+            numpy_worker = next((w for lib, w in workers.items() if lib != "torch"), None)
+            if numpy_worker is not None:  # measured where the workers' BLAS settings apply
+                r = numpy_worker.run(bound=True, sizes=sizes, batch=batch, n=n)
+                bounds[key] = (r["seconds"], r["gflops"])
+            else:
+                bounds[key] = gemm_bound(sizes, batch, n, args.threads)
             results[key] = {lib: [] for lib in workers}
             for rep in range(args.repeats):
                 for lib, w in workers.items():
