@@ -342,6 +342,37 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
+# ============================================================================ a shared machine
+
+
+def idle_fraction(window: float = 0.5) -> float:
+    """Share of all CPUs' time spent idle over ``window`` seconds (Linux /proc/stat)."""
+
+    def read():
+        with open("/proc/stat") as fh:
+            vals = [int(v) for v in fh.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals)  # idle + iowait, total
+
+    try:
+        i0, t0 = read()
+        time.sleep(window)
+        i1, t1 = read()
+    except OSError:
+        return 1.0
+    return (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_until_idle(max_wait: float, threshold: float = 0.85) -> float:
+    """Wait (at most ``max_wait`` seconds) until the machine is at least ``threshold`` idle;
+    returns the last idle share seen. On a shared machine this keeps the repeats to the quiet
+    moments: two BLAS threads that share their cores with other work can be 10-50x slower."""
+    deadline = time.perf_counter() + max_wait
+    idle = idle_fraction()
+    while idle < threshold and time.perf_counter() < deadline:
+        idle = idle_fraction()
+    return idle
+
+
 # ============================================================================ the GEMM bound
 
 
@@ -704,6 +735,19 @@ def report(results, bounds, info, args, worker_info):
         f"Load average before/after: {info['load_before']:.2f} / {info['load_after']:.2f}; "
         f"{args.repeats} repeats x {args.epochs} epoch(s); wall time {info['wall']:.0f} s."
     )
+    idles = [
+        r["idle_before"]
+        for key in args.configs
+        for rs in results[key].values()
+        for r in rs
+        if r.get("idle_before") is not None
+    ]
+    if idles:
+        quiet = sum(i >= 0.85 for i in idles)
+        lines.append(
+            f"--wait-idle {args.wait_idle:g}: {quiet} of {len(idles)} repeats started on a machine "
+            f">= 85% idle (median idle share {np.median(idles):.0%})."
+        )
     return "\n".join(lines)
 
 
@@ -717,6 +761,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
     ap.add_argument("--clear-openblas-env", action="store_true")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each repeat wait up to S seconds for the machine to be 85%% idle",
+    )
     ap.add_argument(
         "--openblas-coretype", dest="coretype", default=None, help="OPENBLAS_CORETYPE for workers"
     )
@@ -758,6 +809,8 @@ def main() -> None:
             sizes, batch = CONFIGS[key]
             numpy_worker = next((w for lib, w in workers.items() if lib != "torch"), None)
             if numpy_worker is not None:  # measured where the workers' BLAS settings apply
+                if args.wait_idle:
+                    wait_until_idle(args.wait_idle)
                 r = numpy_worker.run(bound=True, sizes=sizes, batch=batch, n=n)
                 bounds[key] = (r["seconds"], r["gflops"])
             else:
@@ -768,14 +821,17 @@ def main() -> None:
                     infer = 0
                     if key == "a" and rep == args.repeats - 1 and not args.no_infer:
                         infer = 5
+                    idle = wait_until_idle(args.wait_idle) if args.wait_idle else None
                     r = w.run(sizes=sizes, batch=batch, epochs=args.epochs, seed=rep, infer=infer)
+                    r["idle_before"] = idle
                     results[key][lib].append(r)
                     if infer:
                         results.setdefault("infer", {})[lib] = r
                     print(
                         f"  {key} repeat {rep + 1}/{args.repeats} {lib:15s} "
                         f"{r['per_epoch']:.3f} s/epoch  acc {r['accuracy']:.4f}  "
-                        f"peak {r['peak_rss_mb']:.0f} MB",
+                        f"peak {r['peak_rss_mb']:.0f} MB"
+                        + (f"  idle before {idle:.0%}" if idle is not None else ""),
                         file=sys.stderr,
                         flush=True,
                     )
