@@ -84,12 +84,16 @@ def kernel(name: str):
     Numba is missing. The caller decides whether the work is large enough to be worth it."""
     if not _state["enabled"]:
         return None
-    fn = _compiled.get(name)
-    if fn is None:
+    fn = _compiled.get(name, False)
+    if fn is False:
         numba = _import_numba()
         if numba is None:
             return None
-        fn = _compiled[name] = _build(numba, name)
+        try:
+            fn = _build(numba, name)
+        except Exception:  # a compiler problem must never stop training: use NumPy
+            fn = None
+        _compiled[name] = fn
     return fn
 
 
@@ -197,5 +201,29 @@ _PY = {
 }
 
 
+# The number of array and scalar arguments of each kernel (arrays first).
+_ARITY = {
+    "sgd": (2, 1),
+    "momentum": (3, 2),
+    "nesterov": (3, 2),
+    "adagrad": (3, 2),
+    "rmsprop": (3, 4),
+    "adam": (4, 5),
+    "radam_plain": (4, 4),
+    "softmax_xent": (4, 1),
+}
+
+
 def _build(numba, name: str):
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(_PY[name])
+    """Compile ``name`` eagerly for float32 and float64 (so that a failure shows here, where it
+    can fall back to NumPy, and not in the middle of a step); cached on disk by Numba."""
+    n_arrays, n_scalars = _ARITY[name]
+    sigs = []
+    for t in (numba.float32, numba.float64):
+        if name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
+            arrays = (t[:, :],) * n_arrays
+            sigs.append(numba.float64(*arrays, *(t,) * n_scalars))
+        else:  # 1-D contiguous vectors, updated in place
+            arrays = (t[::1],) * n_arrays
+            sigs.append(numba.void(*arrays, *(t,) * n_scalars))
+    return numba.njit(sigs, cache=True, nogil=True, error_model="numpy")(_PY[name])
