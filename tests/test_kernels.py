@@ -126,3 +126,17 @@ def test_fused_softmax_cross_entropy_kernel_matches_numpy(dtype, rows, kernels_o
     np.testing.assert_allclose(outputs[0].sum(axis=1), 1.0, rtol=10 * eps)
     scale = np.abs(grads[1]).max()
     np.testing.assert_allclose(grads[0], grads[1], rtol=50 * eps, atol=50 * eps * scale)
+
+
+def test_a_failing_compilation_falls_back_to_numpy(monkeypatch):
+    def broken(numba, name):
+        raise RuntimeError("no LLVM today")
+
+    monkeypatch.setattr(_kernels, "_build", broken)
+    monkeypatch.setattr(_kernels, "_compiled", {})
+    monkeypatch.setitem(_kernels._state, "enabled", True)
+    monkeypatch.setitem(_kernels._state, "tried", True)
+    monkeypatch.setitem(_kernels._state, "numba", object())  # "available"
+    assert _kernels.kernel("adam") is None
+    theta, _ = _run("adam", {}, np.float32, True, steps=2)  # trains with the NumPy update
+    assert np.isfinite(theta).all()
