@@ -28,7 +28,8 @@ Protocol (docs/performance.md has the results and the discussion):
   of an epoch. Everything above it is overhead. ``GFLOP/s`` is the FLOP count
   ``2 (3 sum(n_in n_out) - n_0 n_1)`` per sample over that time.
 - Memory: the peak resident set size of the worker while it trains (``VmHWM`` after resetting it
-  through ``/proc/self/clear_refs``), next to the size of the float32 training data.
+  through ``/proc/self/clear_refs``), next to the size of the float32 training data. Every worker
+  returns the heap freed while loading the data to the OS first (``malloc_trim``).
 - Inference: ``forward`` over the 60,000 training images (best of the repeats), as samples/s.
 
 ``--libs`` picks the workers: ``backprop``, ``backprop-numpy`` (backprop with its Numba kernels
@@ -124,6 +125,17 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def release_free_memory() -> None:
+    """Give the heap memory freed while loading the data back to the OS (glibc ``malloc_trim``),
+    so that every worker starts from the same footing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def peak_rss_mb() -> float:
@@ -261,6 +273,7 @@ def worker(lib: str, threads: int) -> None:
     """Answer JSON commands on stdin, one per line, with one JSON line each on stdout."""
     base_rss = peak_rss_mb()
     X, y, Xt, yt, source = load_data()
+    release_free_memory()
     runner = RUNNERS[lib](threads)
     info = {
         "source": source,
