@@ -447,7 +447,7 @@ def _epoch_line(epoch: int, epochs: int, logs: dict, n_samples: int, seconds: fl
         parts.append(f"val_acc {logs['val_accuracy']:.3f}")
     if seconds > 0:
         parts.append(f"{n_samples / seconds:,.0f} samples/s")
-    parts.append(f"{seconds:.1f} s")
+    parts.append(f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s")
     return "  ".join(parts)
 
 
@@ -458,7 +458,7 @@ class ProgressCallback(Callback):
     and one line per finished epoch. Otherwise (a pipe, a log file): only the epoch lines,
     flushed as they are written, e.g.::
 
-        epoch 3/20  loss 0.3012  acc 0.912  val_loss 0.3311  val_acc 0.905  48,000 samples/s  0.9 s
+        epoch 3/20  loss 0.3012  acc 0.912  val_loss 0.3311  val_acc 0.905  48,000 samples/s  0.93 s
 
     Parameters
     ----------

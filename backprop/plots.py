@@ -367,8 +367,8 @@ def plot_confusion(cm, classes: Sequence | None, path, *, title: str | None = No
         ha="right" if max(map(len, names)) > 2 else "center",
     )
     ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    # (No y label: with rotated x tick labels matplotlib places it outside the figure.)
+    ax.set_xlabel("predicted class (rows: true class)")
     total = cm.sum()
     acc = np.trace(cm) / total if total else float("nan")
     ax.set_title(title or f"confusion matrix (accuracy {acc:.2%})")

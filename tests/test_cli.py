@@ -376,7 +376,7 @@ def test_progress_live_on_a_terminal():
     cb.on_epoch_end(tr, 1, {"loss": 0.5, "accuracy": 0.75})
     cb.on_train_end(tr)
     text = buf.getvalue()
-    assert "epoch 1/2  loss 0.5000  acc 0.750  200 samples/s  0.5 s" in text
+    assert "epoch 1/2  loss 0.5000  acc 0.750  200 samples/s  0.50 s" in text
     assert cb._progress is None  # the live display is stopped
 
 
@@ -401,7 +401,7 @@ def test_progress_plain_when_not_a_terminal():
         "epoch 8/200",
         "epoch 10/200",
     ]
-    assert lines[0] == "epoch 1/200  loss 1.0000  val_loss 2.0000  4,000 samples/s  0.2 s"
+    assert lines[0] == "epoch 1/200  loss 1.0000  val_loss 2.0000  4,000 samples/s  0.25 s"
 
 
 # -- plugins ----------------------------------------------------------------------------------
