@@ -25,7 +25,7 @@ from . import _kernels
 from ._validation import as_dtype, check_array, check_nonneg_float, check_targets
 from .activations import Activation, get_activation
 from .init import default_init_for, initialize
-from .losses import CrossEntropy, default_loss_for, get_loss, l2_penalty
+from .losses import CrossEntropy, default_loss_for, get_loss
 
 __all__ = [
     "Layer",
@@ -511,6 +511,13 @@ class Sequential:
             if local in layer.weight_names
         ]
 
+    def __getstate__(self):
+        # Scratch arrays of the training step are not part of the model.
+        state = dict(self.__dict__)
+        state.pop("_l2_scratch", None)
+        state.pop("_output", None)
+        return state
+
     def __setstate__(self, state):
         # Pickle stores each parameter view as an array of its own: gather them into one flat
         # buffer again so that params stay views of flat_params (what the optimizers update).
@@ -614,6 +621,22 @@ class Sequential:
             return value, delta, len(self.layers) - 1
         return loss.value(A, Yc), loss.grad(A, Yc), len(self.layers)
 
+    def _add_l2_grad(self, lam: float, n: int) -> float:
+        """Add the gradient ``lam / n * W`` of :func:`~backprop.losses.l2_penalty` to the weight
+        gradients in place and return the penalty ``lam / (2n) sum ||W||^2``: the same numbers
+        as ``l2_penalty``, without a new array per weight and step (a scratch buffer is kept)."""
+        value = 0.0
+        scratch = getattr(self, "_l2_scratch", None)
+        if scratch is None or scratch.size < self.flat_params.size or scratch.dtype != self.dtype:
+            scratch = self._l2_scratch = np.empty(self.flat_params.size, dtype=self.dtype)
+        for k in self.weight_keys:
+            W = self.params[k]
+            value += float(np.einsum("ij,ij->", W, W)) if W.ndim == 2 else float((W * W).sum())
+            tmp = scratch[: W.size].reshape(W.shape)
+            np.multiply(W, W.dtype.type(lam / n), out=tmp)
+            self.grads[k] += tmp
+        return lam / (2.0 * n) * value
+
     def _loss_grad(self, Xc, Yc, loss, l2, regularizers, training=True):
         """Forward + backward on checked arrays; fills ``flat_grads`` and returns the loss."""
         layers = self.layers
@@ -626,10 +649,7 @@ class Sequential:
             if delta is None:
                 break
         if l2:
-            reg, g = l2_penalty(self.params, self.weight_keys, l2, Xc.shape[0])
-            value += reg
-            for k, v in g.items():
-                self.grads[k] += v
+            value += self._add_l2_grad(l2, Xc.shape[0])
         for r in regularizers:
             reg, g = r.value_and_grad(self.params)
             value += reg
