@@ -74,11 +74,12 @@ def main(argv=None) -> int:
         n_iter_no_change=10**9,
         shuffle=True,
     )
-    blas = [
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    ]
+    with threadpool_limits(args.threads):
+        blas = [
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
     print(f"Fashion-MNIST: {X.shape[0]} training / {Xt.shape[0]} test samples, float32 input")
     print(
         f"hidden {hidden}, relu, adam, batch {args.batch_size}, {epochs} epochs, "
@@ -103,7 +104,9 @@ def main(argv=None) -> int:
                 print(f"  repeat {r + 1}: {name:<12} {t:7.2f} s  test accuracy {a:.4f}")
     sk_med = statistics.median(rows["scikit-learn"])
     print()
-    print("| estimator | fit time median (min-max) | per epoch | ratio to scikit-learn | test acc |")  # noqa: E501
+    print(
+        "| estimator | fit time median (min-max) | per epoch | ratio to scikit-learn | test acc |"
+    )  # noqa: E501
     print("|---|---|---|---|---|")
     for name in rows:
         ts = rows[name]
