@@ -296,12 +296,12 @@ class _SklearnRules(Callback):
             score = np.nan
         else:
             score = float(est._score_outputs(A, yv, swv))
-        if is_clf(est):
+        if _is_clf(est):
             trainer.history.val_accuracy.append(score)
         return score
 
 
-def is_clf(est) -> bool:
+def _is_clf(est) -> bool:
     return isinstance(est, ClassifierMixin)
 
 
@@ -701,7 +701,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
         val = None
         if self.early_stopping:
-            stratify = y_raw if (is_clf(self) and self.n_outputs_ == 1) else None
+            stratify = y_raw if (_is_clf(self) and self.n_outputs_ == 1) else None
             seed = int(net.rng.integers(np.iinfo(np.int32).max))
             arrays = [X, Y, y_raw] + ([sw] if sw is not None else [])
             parts = train_test_split(
@@ -942,7 +942,7 @@ class _BaseMLP(BaseEstimator):
             fitted["feature_names_in_"] = [str(f) for f in self.feature_names_in_]
         est = {"class": type(self).__name__, "params": self._params_json(), "fitted": fitted}
         classes = None
-        if is_clf(self):
+        if _is_clf(self):
             est["y_type"] = self._label_binarizer.y_type_
             classes = [_jsonable(c) for c in self.classes_]
         return _io.save(
@@ -1006,7 +1006,7 @@ class _BaseMLP(BaseEstimator):
         self._no_improvement_count = 0
         self._optimizer = None
         self._best_flat = new.flat_params.copy()
-        if is_clf(self):
+        if _is_clf(self):
             self._set_classes(np.asarray([_label(c) for c in meta["classes"]]), est["y_type"])
         return self
 
@@ -1119,7 +1119,7 @@ class _BaseMLP(BaseEstimator):
                 f"activation={net.activation!r} cannot be expressed in scikit-learn: it takes "
                 f"one hidden activation among {', '.join(_SK_ACTIVATIONS)}"
             )
-        target = SkC if is_clf(self) else SkR
+        target = SkC if _is_clf(self) else SkR
         sk_names = set(target().get_params())
         params = {k: v for k, v in self.get_params().items() if k in sk_names}
         if acts:
@@ -1147,7 +1147,7 @@ class _BaseMLP(BaseEstimator):
         for k in ("loss_", "best_loss_", "validation_scores_", "best_validation_score_"):
             setattr(model, k, self.__dict__.get(k))
         model.loss_curve_ = list(self.loss_curve_)
-        if is_clf(self):
+        if _is_clf(self):
             model.classes_ = self.classes_
             model._label_binarizer = copy.deepcopy(self._label_binarizer)
         return model
@@ -1558,7 +1558,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     --------
     >>> import numpy as np
     >>> X = np.linspace(0, 1, 50).reshape(-1, 1)
-    >>> reg = MLPRegressor((20,), activation="tanh", solver="lbfgs", random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(20,), activation="tanh", solver="lbfgs")
     >>> reg.fit(X, np.sin(3 * X).ravel()).predict(X[:2]).shape
     (2,)
     """
