@@ -625,7 +625,9 @@ def test_warm_start_continues_and_refuses_a_changed_network(iris):
 
 def test_pipeline_gridsearch_cross_val_score_and_clone(iris):
     X, y = iris
-    pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=30, batch_size=10))
+    pipe = make_pipeline(
+        StandardScaler(), MLPClassifier((8,), max_iter=30, batch_size=10, random_state=0)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(pipe, X, y, cv=3, n_jobs=2)  # joblib pickles the estimator
