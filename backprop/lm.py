@@ -31,6 +31,7 @@ project's safetensors format, the vocabulary in the metadata).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -71,6 +72,7 @@ __all__ = [
 N_THREADS = max(1, min(2, os.cpu_count() or 1))
 _POOL: ThreadPoolExecutor | None = None
 _LIMITER = None
+_BLAS_DEPTH = 0
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -175,16 +177,33 @@ def _parallel(fn: Callable[[slice], None], n: int, min_part: int = 32) -> None:
         f.result()
 
 
+@contextlib.contextmanager
 def _single_blas():
-    """While our own threads split the products, BLAS must not start threads of its own: two
-    layers of threads on two cores fight, and OpenBLAS's busy-waiting threads collapse when
-    another process holds a core."""
-    global _LIMITER
+    """BLAS limited to one thread inside the block; our own threads split the products.
+
+    Two layers of threads on two cores fight, and OpenBLAS's busy-waiting threads collapse when
+    another process holds a core. Re-entrant: nested blocks (a training step inside the
+    training loop) leave the limit alone, because every change of OpenBLAS's thread count
+    wakes its threads, which then spin for a while and eat a core.
+    """
+    global _LIMITER, _BLAS_DEPTH
+    if _BLAS_DEPTH:
+        _BLAS_DEPTH += 1
+        try:
+            yield
+        finally:
+            _BLAS_DEPTH -= 1
+        return
     if _LIMITER is None:
         from threadpoolctl import ThreadpoolController
 
         _LIMITER = ThreadpoolController()
-    return _LIMITER.limit(limits=1, user_api="blas")
+    with _LIMITER.limit(limits=1, user_api="blas"):
+        _BLAS_DEPTH = 1
+        try:
+            yield
+        finally:
+            _BLAS_DEPTH = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -995,7 +1014,7 @@ def train_lm(
     stop_reason = ""
     last_good = model.flat_params.copy()
     try:
-        with _DeferredInterrupt() as interrupt:
+        with _DeferredInterrupt() as interrupt, _single_blas():
             while state.epoch < epochs and not stop_reason:
                 if state.batch == 0:
                     state.epoch_rng = model.rng.bit_generator.state
