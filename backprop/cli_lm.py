@@ -253,6 +253,8 @@ def cmd_train(args) -> int:
     from .lm import NeuralLM, load_checkpoint, save_lm, train_lm
     from .lm_data import UNK_ID, Vocabulary, ngram_arrays
 
+    if args.anneal and args.max_minutes is None:
+        raise ValueError("--anneal decays the learning rate over --max-minutes: give both")
     _set_threads(args.threads)
     out = args.out
     ckpt = args.checkpoint or (os.path.splitext(out)[0] + ".ckpt.safetensors")
@@ -297,8 +299,6 @@ def cmd_train(args) -> int:
                 f"gives {len(vocab)}: expected the same corpus options to resume"
             )
     else:
-        if args.order < 2:
-            raise ValueError(f"--order {args.order}: expected >= 2")
         model = NeuralLM(
             len(vocab),
             args.order,
@@ -319,8 +319,6 @@ def cmd_train(args) -> int:
     n_batches = -(-len(train) // args.batch_size)
     progress = None if args.quiet else _Progress(n_batches, args.epochs)
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
-    if args.anneal and budget is None:
-        raise ValueError("--anneal decays the learning rate over --max-minutes: give both")
     optimizer = args.optimizer
     opt_kw = {"lr": args.lr}
     if args.schedule != "constant":

@@ -615,6 +615,8 @@ def test_cli_bad_corpora_and_models_give_one_line_errors(tmp_path, capsys):
                              str(tmp_path / "m.safetensors")], capsys)  # fmt: skip
         assert code == 1, corpus
         assert msg in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = _cli(["lm", "train", "--corpus", str(empty), "--anneal"], capsys)
+    assert code == 1 and "--max-minutes" in err
     mlp = tmp_path / "mlp.safetensors"
     io_save(MLP([3, 2], seed=0), mlp)
     code, _, err = _cli(["lm", "eval", str(mlp)], capsys)
