@@ -44,6 +44,7 @@ stays meaningful on a busy machine, where wall-clock times do not.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -294,6 +295,8 @@ def worker(lib: str, threads: int) -> None:
             print(json.dumps({"seconds": sec, "gflops": gflops}), flush=True)
             continue
         sizes, batch, epochs, seed = cmd["sizes"], cmd["batch"], cmd["epochs"], cmd["seed"]
+        gc.collect()
+        release_free_memory()  # what earlier repeats freed is not this repeat's memory
         rss_before = _status_mb("VmRSS")
         reset_peak_rss()
         model, wall, extra = runner.train(sizes, batch, epochs, seed, X, y)
