@@ -15,9 +15,9 @@ Protocol (docs/performance.md has the results and the discussion):
   for ``--epochs`` epochs; its time is the wall-clock time of the whole training call divided by
   the number of epochs (input checks included). The table gives the median, min and max over the
   repeats, and the test accuracy of the last repeat.
-- Each library runs in its own worker process (so imports and memory do not mix), started once;
-  the repeats of the libraries are interleaved (backprop, scikit-learn, torch, backprop, ...), so
-  a change of machine load hits all of them alike.
+- Each library runs in its own worker process (so imports and memory do not mix), started afresh
+  for every configuration; the repeats of the libraries are interleaved (backprop, scikit-learn,
+  torch, backprop, ...), so a change of machine load hits all of them alike.
 - Threads: the workers are started with ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` set to
   ``--threads``, NumPy's BLAS is limited with threadpoolctl and PyTorch with
   ``torch.set_num_threads``.
@@ -767,6 +767,38 @@ def report(results, bounds, info, args, worker_info):
     return "\n".join(lines)
 
 
+def run_configuration(key, workers, args, n, bounds, results):
+    sizes, batch = CONFIGS[key]
+    numpy_worker = next((w for lib, w in workers.items() if lib != "torch"), None)
+    if numpy_worker is not None:  # measured where the workers' BLAS settings apply
+        if args.wait_idle:
+            wait_until_idle(args.wait_idle)
+        r = numpy_worker.run(bound=True, sizes=sizes, batch=batch, n=n)
+        bounds[key] = (r["seconds"], r["gflops"])
+    else:
+        bounds[key] = gemm_bound(sizes, batch, n, args.threads)
+    results[key] = {lib: [] for lib in workers}
+    for rep in range(args.repeats):
+        for lib, w in workers.items():
+            infer = 0
+            if key == "a" and rep == args.repeats - 1 and not args.no_infer:
+                infer = 5
+            idle = wait_until_idle(args.wait_idle) if args.wait_idle else None
+            r = w.run(sizes=sizes, batch=batch, epochs=args.epochs, seed=rep, infer=infer)
+            r["idle_before"] = idle
+            results[key][lib].append(r)
+            if infer:
+                results.setdefault("infer", {})[lib] = r
+            print(
+                f"  {key} repeat {rep + 1}/{args.repeats} {lib:15s} "
+                f"{r['per_epoch']:.3f} s/epoch  acc {r['accuracy']:.4f}  "
+                f"peak {r['peak_rss_mb']:.0f} MB"
+                + (f"  idle before {idle:.0%}" if idle is not None else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="configurations a and d, 3 repeats")
@@ -811,49 +843,24 @@ def main() -> None:
     t_start = time.perf_counter()
     info = machine_info(args.threads)
     info["load_before"] = os.getloadavg()[0]
-    workers = {}
-    for lib in args.libs:
-        try:
-            workers[lib] = Worker(lib, args.threads, args.clear_openblas_env, args.coretype)
-        except Exception as exc:  # noqa: BLE001 - a missing peer is reported, not fatal
-            print(f"skipping {lib}: {exc}", file=sys.stderr)
-    worker_info = {lib: w.info for lib, w in workers.items()}
     n = 60000
-    bounds, results = {}, {}
-    try:
-        for key in args.configs:
-            sizes, batch = CONFIGS[key]
-            numpy_worker = next((w for lib, w in workers.items() if lib != "torch"), None)
-            if numpy_worker is not None:  # measured where the workers' BLAS settings apply
-                if args.wait_idle:
-                    wait_until_idle(args.wait_idle)
-                r = numpy_worker.run(bound=True, sizes=sizes, batch=batch, n=n)
-                bounds[key] = (r["seconds"], r["gflops"])
-            else:
-                bounds[key] = gemm_bound(sizes, batch, n, args.threads)
-            results[key] = {lib: [] for lib in workers}
-            for rep in range(args.repeats):
-                for lib, w in workers.items():
-                    infer = 0
-                    if key == "a" and rep == args.repeats - 1 and not args.no_infer:
-                        infer = 5
-                    idle = wait_until_idle(args.wait_idle) if args.wait_idle else None
-                    r = w.run(sizes=sizes, batch=batch, epochs=args.epochs, seed=rep, infer=infer)
-                    r["idle_before"] = idle
-                    results[key][lib].append(r)
-                    if infer:
-                        results.setdefault("infer", {})[lib] = r
-                    print(
-                        f"  {key} repeat {rep + 1}/{args.repeats} {lib:15s} "
-                        f"{r['per_epoch']:.3f} s/epoch  acc {r['accuracy']:.4f}  "
-                        f"peak {r['peak_rss_mb']:.0f} MB"
-                        + (f"  idle before {idle:.0%}" if idle is not None else ""),
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    finally:
-        for w in workers.values():
-            w.close()
+    bounds, results, worker_info = {}, {}, {}
+    for key in args.configs:
+        # Fresh workers for every configuration: the peak memory of a configuration must not
+        # include what an earlier one left resident (the BLAS's per-thread buffers, say).
+        workers = {}
+        for lib in args.libs:
+            try:
+                workers[lib] = Worker(lib, args.threads, args.clear_openblas_env, args.coretype)
+            except Exception as exc:  # noqa: BLE001 - a missing peer is reported, not fatal
+                print(f"skipping {lib}: {exc}", file=sys.stderr)
+        for lib, w in workers.items():
+            worker_info.setdefault(lib, w.info)
+        try:
+            run_configuration(key, workers, args, n, bounds, results)
+        finally:
+            for w in workers.values():
+                w.close()
     info["load_after"] = os.getloadavg()[0]
     info["wall"] = time.perf_counter() - t_start
     print(report(results, bounds, info, args, worker_info))
