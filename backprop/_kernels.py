@@ -223,6 +223,7 @@ def _build(numba, name: str):
         if name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
             arrays = (t[:, :],) * n_arrays
             sigs.append(numba.float64(*arrays, *(t,) * n_scalars))
+
         else:  # 1-D contiguous vectors, updated in place
             arrays = (t[::1],) * n_arrays
             sigs.append(numba.void(*arrays, *(t,) * n_scalars))

@@ -304,3 +304,19 @@ def test_fit_turns_the_workspace_off_again(rng):
     X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
     fit(net, X, y, epochs=2, batch_size=8)
     assert all(layer._ws is None for layer in net.layers)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_in_place_l2_gradient_equals_l2_penalty(dtype, rng):
+    from backprop.losses import l2_penalty
+
+    net = MLP([6, 5, 3], output="softmax", dtype=dtype, seed=0)
+    ref = MLP([6, 5, 3], output="softmax", dtype=dtype, seed=0)
+    net.flat_grads[:] = rng.normal(size=net.flat_grads.size)
+    ref.flat_grads[:] = net.flat_grads
+    reg, g = l2_penalty(ref.params, ref.weight_keys, 0.3, 7)
+    for k, v in g.items():
+        ref.grads[k] += v
+    value = net._add_l2_grad(0.3, 7)
+    np.testing.assert_array_equal(net.flat_grads, ref.flat_grads)  # bit for bit
+    assert value == pytest.approx(reg, rel=1e-6)
