@@ -24,10 +24,13 @@ import os
 
 import numpy as np
 
-__all__ = ["MIN_SIZE", "available", "enabled", "set_enabled", "get", "kernel"]
+__all__ = ["MIN_SIZE", "available", "enabled", "set_enabled", "get", "kernel", "row_gatherer"]
 
 MIN_SIZE = 16_384
 """Smallest flat parameter vector for which the compiled update is used."""
+
+GATHER_MIN_BYTES = 8 << 20
+"""Smallest data set (in bytes) whose mini-batches are gathered by the compiled kernel."""
 
 _state: dict = {
     "enabled": os.environ.get("BACKPROP_NUMBA", "1").strip().lower()
@@ -77,6 +80,40 @@ def get(name: str, p: np.ndarray):
     if p.dtype != np.float32 and p.dtype != np.float64:
         return None
     return kernel(name)
+
+
+def row_gatherer(X: np.ndarray):
+    """A function ``(idx, out) -> out`` that copies the rows ``X[idx]`` into ``out``.
+
+    The compiled :func:`_gather_rows` for a large, C-contiguous float32/float64 matrix with
+    rows of at least 64 values (where memory latency dominates the copy), ``np.take`` otherwise.
+    ``idx`` must be a C-contiguous int64 vector of valid row numbers and ``out`` a C-contiguous
+    array of ``len(idx)`` rows; both paths give identical results.
+    """
+
+    def take(idx, out):
+        return np.take(X, idx, axis=0, out=out, mode="clip")
+
+    if (
+        not _state["enabled"]
+        or X.ndim != 2
+        or X.shape[1] < 64
+        or X.nbytes < GATHER_MIN_BYTES
+        or not X.flags.c_contiguous
+        or X.dtype not in (np.float32, np.float64)
+    ):
+        return take
+    fn = kernel("gather_rows")
+    if fn is None:
+        return take
+
+    def gather(idx, out):
+        if idx.dtype != np.int64 or not idx.flags.c_contiguous or not out.flags.c_contiguous:
+            return take(idx, out)
+        fn(X, idx, out)
+        return out
+
+    return gather
 
 
 def kernel(name: str):
@@ -189,7 +226,54 @@ def _softmax_xent(Z, Y, A, D, scale):
     return total / n
 
 
+def _gather_rows(X, idx, out):
+    """``out[r] = X[idx[r]]`` for every ``r``: the rows of one shuffled mini-batch.
+
+    ``np.take`` copies one row after the other, so a batch of random rows of a large array waits
+    on memory once per row. Copying eight rows side by side keeps eight streams of reads in
+    flight: 2.2x faster for 128 rows of 784 floats from 60,000 (docs/performance.md). The
+    indices must be valid row numbers (the training loop's permutation); there is no check.
+    """
+    n = idx.shape[0]
+    d = X.shape[1]
+    r = 0
+    while r + 8 <= n:
+        x0 = X[idx[r]]
+        x1 = X[idx[r + 1]]
+        x2 = X[idx[r + 2]]
+        x3 = X[idx[r + 3]]
+        x4 = X[idx[r + 4]]
+        x5 = X[idx[r + 5]]
+        x6 = X[idx[r + 6]]
+        x7 = X[idx[r + 7]]
+        o0 = out[r]
+        o1 = out[r + 1]
+        o2 = out[r + 2]
+        o3 = out[r + 3]
+        o4 = out[r + 4]
+        o5 = out[r + 5]
+        o6 = out[r + 6]
+        o7 = out[r + 7]
+        for j in range(d):
+            o0[j] = x0[j]
+            o1[j] = x1[j]
+            o2[j] = x2[j]
+            o3[j] = x3[j]
+            o4[j] = x4[j]
+            o5[j] = x5[j]
+            o6[j] = x6[j]
+            o7[j] = x7[j]
+        r += 8
+    while r < n:
+        x0 = X[idx[r]]
+        o0 = out[r]
+        for j in range(d):
+            o0[j] = x0[j]
+        r += 1
+
+
 _PY = {
+    "gather_rows": _gather_rows,
     "sgd": _sgd,
     "momentum": _momentum,
     "nesterov": _nesterov,
@@ -203,6 +287,7 @@ _PY = {
 
 # The number of array and scalar arguments of each kernel (arrays first).
 _ARITY = {
+    "gather_rows": (3, 0),
     "sgd": (2, 1),
     "momentum": (3, 2),
     "nesterov": (3, 2),
@@ -220,7 +305,9 @@ def _build(numba, name: str):
     n_arrays, n_scalars = _ARITY[name]
     sigs = []
     for t in (numba.float32, numba.float64):
-        if name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
+        if name == "gather_rows":  # C-contiguous rows, int64 row numbers
+            sigs.append(numba.void(t[:, ::1], numba.int64[::1], t[:, ::1]))
+        elif name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
             arrays = (t[:, :],) * n_arrays
             sigs.append(numba.float64(*arrays, *(t,) * n_scalars))
 

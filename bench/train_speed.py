@@ -456,7 +456,7 @@ def profile(configs, steps_scale=1.0):
 
     clock = time.thread_time_ns
     rng = np.random.default_rng(0)
-    n_data = 8192
+    n_data = 60000  # as large as the data set: the gather's random reads miss the caches
     X = rng.random((n_data, 784), dtype=np.float32)
     labels = rng.integers(0, 10, n_data)
     rows = []
@@ -470,6 +470,7 @@ def profile(configs, steps_scale=1.0):
             params, grads = {"flat": net.flat_params}, {"flat": net.flat_grads}
             net._use_workspace(True)
             xb = np.empty((batch, 784), np.float32)
+            gather = _kernels.row_gatherer(X)  # what fit uses
             layers = net.layers
             parts: dict[str, list] = {}
 
@@ -480,7 +481,7 @@ def profile(configs, steps_scale=1.0):
             for _ in range(n_steps):
                 idx = rng.integers(0, n_data, batch)
                 t0 = clock()
-                np.take(X, idx, axis=0, out=xb, mode="clip")
+                gather(idx, xb)
                 yb = np.take(Y, idx, axis=0)
                 t1 = clock()
                 add("gather batch", t0, t1)
@@ -568,6 +569,25 @@ def micro():
             "copy of 60000x784 vs 469 gathers of 128 rows",
             "ms",
         )
+        gather = _kernels.row_gatherer(X)
+        for b in (16, 128):
+            starts = range(0, 60000 - b, b)
+            it = iter(())
+
+            def next_idx(b=b, starts=starts):
+                nonlocal it
+                try:
+                    return next(it)
+                except StopIteration:
+                    it = iter([order[s : s + b] for s in starts])
+                    return next(it)
+
+            row(
+                "gather one batch of random rows",
+                t(lambda b=b: np.take(X, next_idx(b), axis=0, out=buf[:b], mode="clip"), 2000),
+                t(lambda b=b: gather(next_idx(b), buf[:b]), 2000),
+                f"{b} rows of 60000x784",
+            )
         row(
             "finiteness check of X (wall)",
             wall(lambda: np.isfinite(X).all()),

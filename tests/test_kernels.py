@@ -140,3 +140,70 @@ def test_a_failing_compilation_falls_back_to_numpy(monkeypatch):
     assert _kernels.kernel("adam") is None
     theta, _ = _run("adam", {}, np.float32, True, steps=2)  # trains with the NumPy update
     assert np.isfinite(theta).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 7, 8, 13, 128])
+def test_row_gather_kernel_copies_exactly_the_rows_of_np_take(dtype, rows, kernels_on):
+    rng = np.random.default_rng(5)
+    n, d = (_kernels.GATHER_MIN_BYTES // np.dtype(dtype).itemsize) // 100 + 1, 100
+    X = rng.standard_normal((n, d)).astype(dtype)
+    gather = _kernels.row_gatherer(X)
+    assert gather.__name__ == "gather"  # the compiled path
+    idx = rng.permutation(n)[:rows]
+    out = np.full((rows, d), np.nan, dtype=dtype)
+    assert gather(idx, out) is out
+    np.testing.assert_array_equal(out, X[idx])
+    out = np.full((8, d), np.nan, dtype=dtype)
+    # a view of the buffer (the last, shorter batch of an epoch) and repeated rows
+    idx = np.array([3, 3, n - 1, 0, 5], dtype=np.int64)
+    np.testing.assert_array_equal(gather(idx, out[: len(idx)]), X[idx])
+
+
+def test_row_gatherer_falls_back_to_np_take_where_the_kernel_does_not_apply(kernels_on):
+    rng = np.random.default_rng(6)
+    small = rng.standard_normal((50, 100)).astype(np.float32)  # under GATHER_MIN_BYTES
+    narrow = rng.standard_normal((_kernels.GATHER_MIN_BYTES // 4, 2)).astype(np.float32)
+    ints = rng.integers(0, 9, (_kernels.GATHER_MIN_BYTES // 8 // 100 + 1, 100))
+    for X in (small, narrow, ints, np.asfortranarray(small)):
+        gather = _kernels.row_gatherer(X)
+        assert gather.__name__ == "take"
+        idx = np.array([4, 0, 4, 1])
+        np.testing.assert_array_equal(gather(idx, np.empty((4, X.shape[1]), X.dtype)), X[idx])
+    old = _kernels.set_enabled(False)
+    try:
+        big = np.zeros((_kernels.GATHER_MIN_BYTES // 400 + 1, 100), np.float32)
+        assert _kernels.row_gatherer(big).__name__ == "take"
+    finally:
+        _kernels.set_enabled(old)
+
+
+@needs_numba
+def test_fit_gathers_batches_with_the_kernel_and_trains_identically(kernels_on, monkeypatch):
+    """The same seed gives the same parameters whether the batches come from np.take or from the
+    compiled gather (the kernel only changes how rows are copied)."""
+    import backprop as bp
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((_kernels.GATHER_MIN_BYTES // 256 + 10, 64)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    calls = []
+    real = _kernels.row_gatherer
+
+    def spy(data):
+        g = real(data)
+        calls.append(g.__name__)
+        return g
+
+    def take_only(data):
+        return lambda idx, out: np.take(data, idx, axis=0, out=out)
+
+    params = []
+    for factory in (spy, take_only):
+        monkeypatch.setattr(_kernels, "row_gatherer", factory)
+        net = bp.MLP([64, 8, 2], output="softmax", seed=0)
+        bp.fit(net, X, y, epochs=1, batch_size=100, seed=1)
+        params.append(net.flat_params.copy())
+    assert calls == ["gather"]
+    np.testing.assert_array_equal(params[0], params[1])
