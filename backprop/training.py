@@ -197,8 +197,21 @@ def fit(
 
     if opt_name is not None and opt_name.lower() in FULL_BATCH:
         trainer = Trainer(net, opt_name, loss, history, cbs)
-        return _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, epochs, loss_threshold, tol)
+        # Full batch: the products are n_samples wide; small ones run on one BLAS thread.
+        blas_limit = _small_product_blas_limit(net, len(Xc))
+        try:
+            return _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, epochs, loss_threshold, tol)
+        finally:
+            if blas_limit is not None:
+                blas_limit.__exit__(None, None, None)
 
+    if opt_kwargs and not isinstance(optimizer, (str, dict)):
+        given = "schedule" if schedule is not None else f"lr={lr!r}"
+        raise ValueError(
+            f"{given} was given with the optimizer instance {optimizer!r}: expected the learning "
+            "rate or schedule on the instance itself (e.g. Adam(lr=...)), or the optimizer by "
+            "name (optimizer='adam')"
+        )
     opt = get_optimizer(optimizer, **opt_kwargs)
     trainer = Trainer(net, opt, loss, history, cbs)
     n = len(Xc)

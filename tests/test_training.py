@@ -226,3 +226,43 @@ def test_atomic_write_gives_normal_file_mode(tmp_path):
     assert target.read_bytes() == b"abc"
     assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
+
+
+def test_learning_rate_with_an_optimizer_instance_is_a_clear_error():
+    from backprop.optimizers import Adam
+    from backprop.schedules import constant
+
+    net = MLP([2, 3, 1], seed=0, dtype="float64")
+    X = np.random.default_rng(0).random((8, 2))
+    y = X.sum(axis=1)
+    before = net.flat_params.copy()
+    with pytest.raises(ValueError, match=r"lr=0\.1 was given with the optimizer instance Adam"):
+        fit(net, X, y, optimizer=Adam(lr=0.01), lr=0.1, epochs=1)
+    with pytest.raises(ValueError, match="schedule was given with the optimizer instance"):
+        fit(net, X, y, optimizer=Adam(lr=0.01), schedule=constant(0.1), epochs=1)
+    np.testing.assert_array_equal(net.flat_params, before)  # nothing trained
+    fit(net, X, y, optimizer=Adam(lr=0.01), epochs=1)  # the instance alone is fine
+
+
+def test_lbfgs_on_a_tiny_problem_runs_with_one_blas_thread_and_restores_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from backprop import training
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+    real = training._fit_lbfgs
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_fit_lbfgs", spy)
+    before = blas_threads()
+    net = MLP([2, 4, 1], activation="tanh", output="sigmoid", seed=0, dtype="float64")
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    fit(net, X, [0, 1, 1, 0], optimizer="lbfgs", epochs=5)
+    assert seen and all(n == 1 for n in seen[0])
+    assert blas_threads() == before
