@@ -1,0 +1,105 @@
+"""One BLAS thread against two, run after run: how steady each is, and whether they agree.
+
+Trains 784-100-10 (ReLU, softmax, Adam, batch 128) for one epoch on Fashion-MNIST again and again,
+alternating one and two BLAS threads, and prints each run's wall time and the process's CPU time.
+On a machine whose cores are not always equally fast (a virtual machine sharing its host), runs
+come in two speeds, in periods of tens of seconds. Two-thread runs suffer most: OpenBLAS splits
+each product evenly between its threads and waits for the slower one, so both threads' CPU time
+doubles. See docs/performance.md.
+
+It then checks whether the matrix products of a training step give bit-identical results with
+one and two threads. They do not all do so, which is why ``fit`` never switches the thread count
+on its own during a run: the same seed must give the same network.
+
+    .venv/bin/python bench/blas_threads.py             # 10 pairs of runs
+    .venv/bin/python bench/blas_threads.py --pairs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SHAPES = [(100, 784, 128), (10, 100, 128), (256, 784, 128), (800, 800, 128), (100, 784, 16)]
+
+
+def runs(pairs: int, hidden: int, batch: int) -> dict[int, list[tuple[float, float]]]:
+    from train_speed import load_data
+
+    import backprop as bp
+
+    X, y, _, _, source = load_data()
+    print(f"data: {source}; 784-{hidden}-10, batch {batch}, one epoch per run")
+    out: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    for r in range(pairs + 1):  # the first pair warms up (kernel loading) and is not counted
+        cells = []
+        for threads in (1, 2):
+            with threadpool_limits(threads):
+                net = bp.MLP([784, hidden, 10], output="softmax", seed=r)
+                c0, t0 = os.times(), time.perf_counter()
+                bp.fit(net, X, y, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch)
+                wall, c1 = time.perf_counter() - t0, os.times()
+            cpu = (c1.user - c0.user) + (c1.system - c0.system)
+            cells.append(f"{threads} thread(s) {wall:.3f} s wall, {cpu:.2f} s CPU")
+            if r:
+                out[threads].append((wall, cpu))
+        print(("warm-up  " if r == 0 else f"pair {r:<3}  ") + " | ".join(cells), flush=True)
+    return out
+
+
+def agreement() -> list[str]:
+    rng = np.random.default_rng(0)
+    lines = []
+    for o, i, b in SHAPES:
+        W = rng.standard_normal((o, i)).astype(np.float32)
+        A = rng.standard_normal((b, i)).astype(np.float32)
+        dT = rng.standard_normal((o, b)).astype(np.float32)
+        res = {}
+        for threads in (1, 2):
+            with threadpool_limits(threads, user_api="blas"):
+                res[threads] = {
+                    "W @ A^T": W @ A.T,
+                    "delta^T A": dT @ A,
+                    "W^T delta": W.T @ dT,
+                }
+        same = [name for name in res[1] if np.array_equal(res[1][name], res[2][name])]
+        diff = [name for name in res[1] if name not in same]
+        lines.append(
+            f"  {b} x {i} -> {o}: identical: {', '.join(same) or 'none'}; "
+            f"different: {', '.join(diff) or 'none'}"
+        )
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=10)
+    ap.add_argument("--hidden", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=128)
+    args = ap.parse_args(argv)
+    res = runs(args.pairs, args.hidden, args.batch_size)
+    print()
+    for threads, rows in res.items():
+        walls = [w for w, _ in rows]
+        ratio = [c / w for w, c in rows]
+        print(
+            f"{threads} thread(s): wall median {statistics.median(walls):.3f} s "
+            f"(min {min(walls):.3f}, max {max(walls):.3f}); CPU / wall "
+            f"{min(ratio):.2f}-{max(ratio):.2f}"
+        )
+    print("\nproducts with one and with two BLAS threads, bit for bit:")
+    print("\n".join(agreement()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
