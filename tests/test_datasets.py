@@ -167,6 +167,30 @@ def test_idx_bad_gzip_streams(tmp_path):
         read_idx(tmp_path / "missing")
 
 
+def test_gzip_reading_in_one_buffer_handles_every_shape_of_stream(tmp_path):
+    """The IDX reader decompresses into one buffer of the trailer's size: streams of many chunks
+    (zeros compress 1000:1, so one compressed chunk expands past the output step), several gzip
+    members, and a trailer whose size is wrong all give the right array or a clear error."""
+    rng = np.random.default_rng(1)
+    big = np.zeros((300, 100, 300), np.uint8)  # 9 MB of zeros: about 9 KB compressed
+    big[::7, 3, ::5] = rng.integers(1, 255, big[::7, 3, ::5].shape, dtype=np.uint8)
+    data = _idx_bytes(big)
+    p = tmp_path / "big.gz"
+    p.write_bytes(gzip.compress(data))
+    out = read_idx(p)
+    np.testing.assert_array_equal(out, big)
+    assert out.flags.writeable and out.flags.aligned
+    members = tmp_path / "members.gz"
+    members.write_bytes(gzip.compress(data[:1000]) + gzip.compress(data[1000:]))
+    np.testing.assert_array_equal(read_idx(members), big)
+    for size in (len(data) - 1, len(data) + 1, 0):
+        bad = tmp_path / f"size{size}.gz"
+        bad.write_bytes(gzip.compress(data)[:-4] + (size % 2**32).to_bytes(4, "little"))
+        with pytest.raises(DataError) as e:
+            read_idx(bad)
+        assert "bad gzip stream" in one_line(e)
+
+
 def test_write_idx_rejects_what_idx_cannot_hold(tmp_path):
     with pytest.raises(TypeError, match="bool"):
         write_idx(tmp_path / "b", np.zeros(3, dtype=bool))
