@@ -110,7 +110,10 @@ def row_gatherer(X: np.ndarray):
     def gather(idx, out):
         if idx.dtype != np.int64 or not idx.flags.c_contiguous or not out.flags.c_contiguous:
             return take(idx, out)
-        fn(X, idx, out)
+        try:
+            fn(X, idx, out)
+        except TypeError:  # an array type the kernel was not compiled for: NumPy does it
+            return take(idx, out)
         return out
 
     return gather
@@ -305,8 +308,10 @@ def _build(numba, name: str):
     n_arrays, n_scalars = _ARITY[name]
     sigs = []
     for t in (numba.float32, numba.float64):
-        if name == "gather_rows":  # C-contiguous rows, int64 row numbers
-            sigs.append(numba.void(t[:, ::1], numba.int64[::1], t[:, ::1]))
+        if name == "gather_rows":  # C-contiguous rows (writable or not), int64 row numbers
+            for readonly in (False, True):
+                X = numba.types.Array(t, 2, "C", readonly=readonly)
+                sigs.append(numba.void(X, numba.int64[::1], t[:, ::1]))
         elif name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
             arrays = (t[:, :],) * n_arrays
             sigs.append(numba.float64(*arrays, *(t,) * n_scalars))

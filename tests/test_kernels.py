@@ -161,6 +161,50 @@ def test_row_gather_kernel_copies_exactly_the_rows_of_np_take(dtype, rows, kerne
     np.testing.assert_array_equal(gather(idx, out[: len(idx)]), X[idx])
 
 
+@needs_numba
+def test_row_gather_kernel_reads_read_only_and_memory_mapped_data(tmp_path, kernels_on):
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((_kernels.GATHER_MIN_BYTES // 400 + 3, 100)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    idx = rng.permutation(len(X))[:37]
+    out = np.empty((37, 100), np.float32)
+    ro = X.copy()
+    ro.setflags(write=False)
+    for data in (ro, np.load(tmp_path / "X.npy", mmap_mode="r")):
+        calls = []
+        real = _kernels.kernel("gather_rows")
+
+        def spy(*args, real=real, calls=calls):
+            calls.append(1)
+            return real(*args)
+
+        _kernels._compiled["gather_rows"] = spy
+        try:
+            out[:] = np.nan
+            _kernels.row_gatherer(data)(idx, out)
+        finally:
+            _kernels._compiled["gather_rows"] = real
+        assert calls == [1]
+        np.testing.assert_array_equal(out, X[idx])
+
+
+def test_row_gatherer_falls_back_to_np_take_when_the_kernel_rejects_the_arrays(
+    monkeypatch, kernels_on
+):
+    X = np.random.default_rng(9).standard_normal((_kernels.GATHER_MIN_BYTES // 400 + 3, 100))
+    X = X.astype(np.float32)
+
+    def rejects(*args):
+        raise TypeError("No matching definition for argument type(s)")
+
+    monkeypatch.setitem(_kernels._compiled, "gather_rows", rejects)
+    monkeypatch.setitem(_kernels._state, "tried", True)
+    monkeypatch.setitem(_kernels._state, "numba", object())
+    idx = np.array([5, 1, 5, 0], dtype=np.int64)
+    out = np.empty((4, 100), np.float32)
+    np.testing.assert_array_equal(_kernels.row_gatherer(X)(idx, out), X[idx])
+
+
 def test_row_gatherer_falls_back_to_np_take_where_the_kernel_does_not_apply(kernels_on):
     rng = np.random.default_rng(6)
     small = rng.standard_normal((50, 100)).astype(np.float32)  # under GATHER_MIN_BYTES
