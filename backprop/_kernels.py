@@ -313,8 +313,10 @@ def _build(numba, name: str):
                 X = numba.types.Array(t, 2, "C", readonly=readonly)
                 sigs.append(numba.void(X, numba.int64[::1], t[:, ::1]))
         elif name == "softmax_xent":  # 2-D arrays of any memory layout; returns the loss
-            arrays = (t[:, :],) * n_arrays
-            sigs.append(numba.float64(*arrays, *(t,) * n_scalars))
+            # The targets may be the caller's read-only array; a writable one converts to this
+            # type too (two signatures would make every writable call ambiguous).
+            Y = numba.types.Array(t, 2, "A", readonly=True)
+            sigs.append(numba.float64(t[:, :], Y, t[:, :], t[:, :], t))
 
         else:  # 1-D contiguous vectors, updated in place
             arrays = (t[::1],) * n_arrays

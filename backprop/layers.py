@@ -607,14 +607,18 @@ class Sequential:
             # In the training workspace of a network big enough to use the compiled optimizer
             # updates, the softmax output and its cross-entropy are one compiled call too.
             softmax_xent = _kernels.kernel("softmax_xent")
-            if softmax_xent is not None:
+            if softmax_xent is not None and Yc.dtype == Z.dtype:
                 n = Z.shape[0]
                 A = last._buffer("a", n, Z.shape[1:], Z.dtype)
                 delta = last._buffer("delta", n, Z.shape[1:], Z.dtype)
-                value = softmax_xent(Z, Yc, A, delta, Z.dtype.type(1.0 / n))
-                last._z, last._a = Z, A
-                self._output = A
-                return value, delta, len(self.layers) - 1
+                try:
+                    value = softmax_xent(Z, Yc, A, delta, Z.dtype.type(1.0 / n))
+                except TypeError:  # arrays of a type it was not compiled for: the NumPy path
+                    value = None
+                if value is not None:
+                    last._z, last._a = Z, A
+                    self._output = A
+                    return value, delta, len(self.layers) - 1
         A = self._output = last._train_forward(Z, training)
         if fused:
             value, delta = loss.fused(Z, A, Yc)

@@ -251,3 +251,62 @@ def test_fit_gathers_batches_with_the_kernel_and_trains_identically(kernels_on, 
         params.append(net.flat_params.copy())
     assert calls == ["gather"]
     np.testing.assert_array_equal(params[0], params[1])
+
+
+@needs_numba
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_training_on_read_only_data_uses_the_kernels_and_matches_writable_data(
+    shuffle, kernels_on
+):
+    """Read-only inputs and one-hot targets (np.load(mmap_mode="r"), frozen arrays) train exactly
+    as their writable copies: the compiled paths accept them (they used to raise a TypeError)."""
+    import backprop as bp
+
+    rng = np.random.default_rng(10)
+    X = rng.random((600, 784), dtype=np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 600)]
+    real = _kernels.kernel("softmax_xent")
+    params = []
+    for frozen in (False, True):
+        Xc, Yc = X.copy(), Y.copy()
+        if frozen:
+            Xc.setflags(write=False)
+            Yc.setflags(write=False)
+        net = bp.MLP([784, 30, 10], output="softmax", seed=0)
+        assert net.n_params >= _kernels.MIN_SIZE
+        calls = []
+
+        def spy(*args, calls=calls):
+            calls.append(1)
+            return real(*args)
+
+        _kernels._compiled["softmax_xent"] = spy
+        try:
+            bp.fit(net, Xc, Yc, epochs=2, batch_size=64, shuffle=shuffle, seed=1)
+        finally:
+            _kernels._compiled["softmax_xent"] = real
+        assert len(calls) == 2 * 10  # every step went through the compiled output layer
+        params.append(net.flat_params.copy())
+    np.testing.assert_array_equal(params[0], params[1])
+
+
+def test_output_layer_falls_back_to_numpy_when_the_fused_kernel_rejects_its_arrays(
+    monkeypatch, kernels_on
+):
+    import backprop as bp
+
+    rng = np.random.default_rng(11)
+    X = rng.random((300, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 300)
+
+    def rejects(*args):
+        raise TypeError("No matching definition for argument type(s)")
+
+    params = []
+    for replacement in (rejects, None):  # None: the kernel is unavailable, NumPy does it
+        monkeypatch.setitem(_kernels._compiled, "softmax_xent", replacement)
+        net = bp.MLP([784, 30, 10], output="softmax", seed=0)
+        hist = bp.fit(net, X, y, epochs=2, batch_size=50, seed=1)
+        assert np.isfinite(hist.loss).all()
+        params.append(net.flat_params.copy())
+    np.testing.assert_array_equal(params[0], params[1])
