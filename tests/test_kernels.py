@@ -255,9 +255,7 @@ def test_fit_gathers_batches_with_the_kernel_and_trains_identically(kernels_on, 
 
 @needs_numba
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_training_on_read_only_data_uses_the_kernels_and_matches_writable_data(
-    shuffle, kernels_on
-):
+def test_training_on_read_only_data_uses_the_kernels_and_matches_writable_data(shuffle, kernels_on):
     """Read-only inputs and one-hot targets (np.load(mmap_mode="r"), frozen arrays) train exactly
     as their writable copies: the compiled paths accept them (they used to raise a TypeError)."""
     import backprop as bp
