@@ -104,7 +104,12 @@ def _int(value, what: str, minimum: int) -> int:
 
 def _kernel(name: str, p: np.ndarray, g: np.ndarray):
     """The compiled update for a large contiguous parameter (see :mod:`backprop._kernels`)."""
-    if p.size < _kernels.MIN_SIZE or not g.flags.c_contiguous:
+    if (
+        p.size < _kernels.MIN_SIZE
+        or not g.flags.c_contiguous
+        or g.dtype != p.dtype
+        or not g.flags.writeable  # the kernels take writable arrays; NumPy takes any
+    ):
         return None
     return _kernels.get(name, p)
 

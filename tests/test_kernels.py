@@ -308,3 +308,23 @@ def test_output_layer_falls_back_to_numpy_when_the_fused_kernel_rejects_its_arra
         assert np.isfinite(hist.loss).all()
         params.append(net.flat_params.copy())
     np.testing.assert_array_equal(params[0], params[1])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_take_read_only_gradients(name, kernels_on):
+    """A read-only gradient, which the compiled updates cannot take, is applied by the NumPy code
+    with the same result as a writable one (it used to raise a TypeError from Numba)."""
+    rng = np.random.default_rng(12)
+    g = rng.standard_normal(_kernels.MIN_SIZE + 3).astype(np.float32)
+    frozen = g.copy()
+    frozen.setflags(write=False)
+    results = []
+    for grad in (g, frozen):
+        p = np.linspace(-1, 1, g.size, dtype=np.float32)
+        opt = get_optimizer(name, lr=0.01)
+        for _ in range(3):
+            opt.step({"w": p}, {"w": grad})
+        results.append(p)
+    np.testing.assert_array_equal(results[0], results[1])
+    with pytest.raises(ValueError, match="expected shape .* and dtype float32"):
+        get_optimizer(name).step({"w": results[0]}, {"w": g.astype(np.float64)})
