@@ -168,26 +168,23 @@ def _gunzip(raw: bytearray) -> bytearray:
     """
     size = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
     d = zlib.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer around deflate data
-    out = bytearray(size)
-    pos = 0
     view = memoryview(raw)
     step = 1 << 22
-    for start in range(0, len(raw), step):
-        chunk = d.decompress(view[start : start + step], step)
-        while True:
-            if pos + len(chunk) > size:
-                return bytearray(gzip.decompress(bytes(raw)))
-            out[pos : pos + len(chunk)] = chunk
-            pos += len(chunk)
-            if not d.unconsumed_tail:
-                break
-            chunk = d.decompress(d.unconsumed_tail, step)
-    tail = d.flush()
-    if tail:
-        if pos + len(tail) > size:
+
+    def pieces():  # at most `step` bytes of output at a time
+        for start in range(0, len(raw), step):
+            yield d.decompress(view[start : start + step], step)
+            while d.unconsumed_tail:
+                yield d.decompress(d.unconsumed_tail, step)
+        yield d.flush()
+
+    out = bytearray(size)
+    pos = 0
+    for chunk in pieces():
+        if pos + len(chunk) > size:  # more than the trailer said: let gzip sort it out
             return bytearray(gzip.decompress(bytes(raw)))
-        out[pos : pos + len(tail)] = tail
-        pos += len(tail)
+        out[pos : pos + len(chunk)] = chunk
+        pos += len(chunk)
     if not d.eof:
         raise EOFError("compressed file ended before the end-of-stream marker was reached")
     if d.unused_data or pos != size:  # more members, or a size beyond 4 GiB
