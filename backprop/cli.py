@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"backprop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--threads", type=_positive_int, metavar="N", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # -- train --------------------------------------------------------------------------------
@@ -418,7 +419,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
 
     _register_plugins(sub)
+    for command in sub.choices.values():  # also accepted after the command's name
+        command.add_argument(
+            "--threads",
+            type=_positive_int,
+            metavar="N",
+            default=argparse.SUPPRESS,
+            help=THREADS_HELP,
+        )
     return parser
+
+
+THREADS_HELP = (
+    "threads for the matrix products (the BLAS library's; default: its own choice, usually one "
+    "per core). On a busy or shared machine 1 can be faster"
+)
+
+
+def _blas_threads(n: int | None):
+    """A context that limits the BLAS libraries to ``n`` threads (nothing when ``n`` is None)."""
+    import contextlib
+
+    if n is None:
+        return contextlib.nullcontext()
+    import scipy.linalg  # noqa: F401 - loads SciPy's own BLAS now, so that the limit covers it
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _register_plugins(sub) -> None:
@@ -1561,7 +1588,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _blas_threads(getattr(args, "threads", None)):
+            return int(args.func(args) or 0)
     except _Usage as exc:
         if debug:
             raise

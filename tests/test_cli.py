@@ -101,6 +101,8 @@ def test_no_command_is_a_usage_error(capsys):
         (["predict", "m.safetensors"], "required: INPUT"),
         (["plot", "h.json"], "--out"),
         (["frobnicate"], "invalid choice"),
+        (["--threads", "0", "train"], "expected an integer >= 1"),
+        (["train", "--threads", "two"], "'two' is not an integer"),
     ],
 )
 def test_bad_arguments_exit_2(capsys, argv, message):
@@ -537,3 +539,31 @@ def test_mnist_quick_run(tmp_path):
     net = load(tmp_path / "m.safetensors")
     assert net.metadata["preprocessing"]["input"] == {"type": "scale", "factor": 255.0}
     assert net.metadata["training"]["results"]["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_threads_limits_the_blas_for_the_command_and_restores_it(tmp_path, monkeypatch, where):
+    """--threads N (before or after the command's name) runs the command with N BLAS threads."""
+    from threadpoolctl import threadpool_info
+
+    import backprop.training as training
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    real_fit = training.fit
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    before = blas_threads()
+    out = tmp_path / "m.safetensors"
+    train = ["train", "--epochs", "1", "--quiet", "--out", str(out)]
+    argv = ["--threads", "1", *train] if where == "before" else [*train, "--threads", "1"]
+    assert main(argv) == 0
+    assert seen == [{1}]
+    assert blas_threads() == before
+    assert out.is_file()
