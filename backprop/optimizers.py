@@ -551,7 +551,44 @@ def _check_betas(beta1, beta2) -> tuple[float, float]:
     return _fraction(beta1, "beta1"), _fraction(beta2, "beta2")
 
 
-class Adam(Optimizer):
+class _AdamFamily(Optimizer):
+    """What Adam and RAdam share: the hyperparameters, the moments ``m`` and ``v`` and the
+    update ``w -= step_size * m / (sqrt(v) + eps)``, or ``w -= step_size * m`` when
+    ``_coefficients`` returns a negative ``eps`` (RAdam's un-adapted first steps)."""
+
+    _hyper = ("beta1", "beta2", "eps")
+    slots = ("m", "v")
+
+    def __init__(
+        self,
+        lr: float | Schedule = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(lr)
+        self.beta1, self.beta2 = _check_betas(beta1, beta2)
+        self.eps = _positive(eps, "eps")
+
+    def _update(self, p, g, bufs, one_minus_b1, b2, one_minus_b2, step_size, eps):
+        m, v, tmp = bufs
+        kernel = _kernel("adam" if eps >= 0 else "radam_plain", p, g)
+        if kernel is not None:  # one compiled pass, the same arithmetic as below
+            args = (one_minus_b1, b2, one_minus_b2, step_size) + ((eps,) if eps >= 0 else ())
+            kernel(*_flat(p, g, m, v), *args)
+            return
+        _moments(g, m, v, tmp, one_minus_b1, b2, one_minus_b2)
+        if eps < 0:
+            np.multiply(m, step_size, out=tmp)
+        else:
+            np.sqrt(v, out=tmp)
+            np.add(tmp, eps, out=tmp)
+            np.divide(m, tmp, out=tmp)
+            np.multiply(tmp, step_size, out=tmp)
+        np.subtract(p, tmp, out=p)
+
+
+class Adam(_AdamFamily):
     """Adam (Kingma & Ba 2015, Algorithm 1), as ``torch.optim.Adam``.
 
     With ``m_0 = v_0 = 0`` and the update number ``t = 1, 2, ...``::
@@ -589,41 +626,15 @@ class Adam(Optimizer):
     """
 
     name = "adam"
-    _hyper = ("beta1", "beta2", "eps")
-    slots = ("m", "v")
-
-    def __init__(
-        self,
-        lr: float | Schedule = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(lr)
-        self.beta1, self.beta2 = _check_betas(beta1, beta2)
-        self.eps = _positive(eps, "eps")
 
     def _coefficients(self, lr: float, t: int) -> tuple[float, ...]:
         b1, b2 = self.beta1, self.beta2
         sqrt_bc2 = math.sqrt(1.0 - b2**t)
         step_size = lr * sqrt_bc2 / (1.0 - b1**t)
-        return (1.0 - b1, b2, 1.0 - b2, step_size, self.eps * sqrt_bc2)
-
-    def _update(self, p, g, bufs, one_minus_b1, b2, one_minus_b2, step_size, eps_hat):
-        m, v, tmp = bufs
-        kernel = _kernel("adam", p, g)
-        if kernel is not None:  # one compiled pass, the same arithmetic as below
-            kernel(*_flat(p, g, m, v), one_minus_b1, b2, one_minus_b2, step_size, eps_hat)
-            return
-        _moments(g, m, v, tmp, one_minus_b1, b2, one_minus_b2)
-        np.sqrt(v, out=tmp)
-        np.add(tmp, eps_hat, out=tmp)
-        np.divide(m, tmp, out=tmp)
-        np.multiply(tmp, step_size, out=tmp)
-        np.subtract(p, tmp, out=p)
+        return (1.0 - b1, b2, 1.0 - b2, step_size, self.eps * sqrt_bc2)  # eps_hat
 
 
-class RAdam(Optimizer):
+class RAdam(_AdamFamily):
     """Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam`` with its defaults.
 
     ``m_t``, ``v_t`` as in :class:`Adam`; then, with ``rho_inf = 2 / (1 - beta2) - 1`` and
@@ -656,19 +667,6 @@ class RAdam(Optimizer):
     """
 
     name = "radam"
-    _hyper = ("beta1", "beta2", "eps")
-    slots = ("m", "v")
-
-    def __init__(
-        self,
-        lr: float | Schedule = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(lr)
-        self.beta1, self.beta2 = _check_betas(beta1, beta2)
-        self.eps = _positive(eps, "eps")
 
     def _coefficients(self, lr: float, t: int) -> tuple[float, ...]:
         b1, b2 = self.beta1, self.beta2
@@ -685,23 +683,6 @@ class RAdam(Optimizer):
             step_size = lr / bc1
             eps = -1.0  # marks the un-adapted step
         return (1.0 - b1, b2, 1.0 - b2, step_size, eps)
-
-    def _update(self, p, g, bufs, one_minus_b1, b2, one_minus_b2, step_size, eps):
-        m, v, tmp = bufs
-        kernel = _kernel("adam" if eps >= 0 else "radam_plain", p, g)
-        if kernel is not None:
-            args = (one_minus_b1, b2, one_minus_b2, step_size) + ((eps,) if eps >= 0 else ())
-            kernel(*_flat(p, g, m, v), *args)
-            return
-        _moments(g, m, v, tmp, one_minus_b1, b2, one_minus_b2)
-        if eps < 0:
-            np.multiply(m, step_size, out=tmp)
-        else:
-            np.sqrt(v, out=tmp)
-            np.add(tmp, eps, out=tmp)
-            np.divide(m, tmp, out=tmp)
-            np.multiply(tmp, step_size, out=tmp)
-        np.subtract(p, tmp, out=p)
 
 
 # --------------------------------------------------------------------------- registry
