@@ -542,28 +542,18 @@ def test_mnist_quick_run(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_threads_limits_the_blas_for_the_command_and_restores_it(tmp_path, monkeypatch, where):
+def test_threads_limits_the_blas_for_the_command_and_restores_it(
+    tmp_path, blas_threads_seen_by, where
+):
     """--threads N (before or after the command's name) runs the command with N BLAS threads."""
-    from threadpoolctl import threadpool_info
-
     import backprop.training as training
 
-    def blas_threads():
-        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-
-    seen = []
-    real_fit = training.fit
-
-    def spy(*args, **kwargs):
-        seen.append(blas_threads())
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(training, "fit", spy)
-    before = blas_threads()
+    seen = blas_threads_seen_by(training, "fit")
+    before = seen.now()
     out = tmp_path / "m.safetensors"
     train = ["train", "--epochs", "1", "--quiet", "--out", str(out)]
     argv = ["--threads", "1", *train] if where == "before" else [*train, "--threads", "1"]
     assert main(argv) == 0
     assert seen == [{1}]
-    assert blas_threads() == before
+    assert seen.now() == before
     assert out.is_file()

@@ -244,25 +244,13 @@ def test_learning_rate_with_an_optimizer_instance_is_a_clear_error():
     fit(net, X, y, optimizer=Adam(lr=0.01), epochs=1)  # the instance alone is fine
 
 
-def test_lbfgs_on_a_tiny_problem_runs_with_one_blas_thread_and_restores_it(monkeypatch):
-    from threadpoolctl import threadpool_info
-
+def test_lbfgs_on_a_tiny_problem_runs_with_one_blas_thread_and_restores_it(blas_threads_seen_by):
     from backprop import training
 
-    def blas_threads():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    seen = []
-    real = training._fit_lbfgs
-
-    def spy(*args, **kwargs):
-        seen.append(blas_threads())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_fit_lbfgs", spy)
-    before = blas_threads()
+    seen = blas_threads_seen_by(training, "_fit_lbfgs")
+    before = seen.now()
     net = MLP([2, 4, 1], activation="tanh", output="sigmoid", seed=0, dtype="float64")
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     fit(net, X, [0, 1, 1, 0], optimizer="lbfgs", epochs=5)
-    assert seen and all(n == 1 for n in seen[0])
-    assert blas_threads() == before
+    assert seen == [{1}]
+    assert seen.now() == before
