@@ -439,7 +439,28 @@ class ParamDict(dict):
         return (type(self), (dict(self),))
 
 
-class Sequential:
+class FlatParams:
+    """What every model that keeps its parameters in one vector offers: ``flat_params`` (the
+    vector) and ``params`` (a :class:`ParamDict` of views into it) are set by the model."""
+
+    flat_params: np.ndarray
+    params: ParamDict
+
+    @property
+    def n_params(self) -> int:
+        return int(self.flat_params.size)
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter (for snapshots such as early stopping's best weights)."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_params(self, values: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the model (shapes checked)."""
+        for k, v in values.items():
+            self.params[k] = v
+
+
+class Sequential(FlatParams):
     """A chain of layers trained as one model.
 
     Parameters are named after their layer's position among the layers that have parameters:
@@ -523,19 +544,6 @@ class Sequential:
         # buffer again so that params stay views of flat_params (what the optimizers update).
         self.__dict__.update(state)
         self._consolidate()
-
-    @property
-    def n_params(self) -> int:
-        return int(self.flat_params.size)
-
-    def get_params(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter (for snapshots such as early stopping's best weights)."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_params(self, values: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the model (shapes checked)."""
-        for k, v in values.items():
-            self.params[k] = v
 
     # -- computation -------------------------------------------------------------------------
     @property

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._validation import as_dtype, check_nonneg_float
 from .callbacks import History, TrainingDiverged, atomic_write_bytes
-from .layers import ActivationLayer, Dense, Dropout, Embedding, ParamDict
+from .layers import ActivationLayer, Dense, Dropout, Embedding, FlatParams, ParamDict
 from .lm_data import BOS_ID, EOS_ID, UNK_ID, Vocabulary, check_ids, context_window, ngram_arrays
 from .optimizers import Optimizer, get_optimizer
 
@@ -226,7 +226,7 @@ def _param_shapes(
     return shapes
 
 
-class NeuralLM:
+class NeuralLM(FlatParams):
     """Bengio et al. (2003)'s neural language model: ``P(w_t | w_{t-n+1} ... w_{t-1})``.
 
     ``y = b + W x + U tanh(d + H x)``, ``P = softmax(y)``, with ``x`` the ``n - 1`` context
@@ -383,19 +383,6 @@ class NeuralLM:
         # Unpickled views are separate arrays: gather them into one flat buffer again.
         self.__dict__.update(state)
         self._consolidate({k: np.array(v) for k, v in state["params"].items()})
-
-    @property
-    def n_params(self) -> int:
-        return int(self.flat_params.size)
-
-    def get_params(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_params(self, values: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the model (shapes checked)."""
-        for k, v in values.items():
-            self.params[k] = v
 
     def to_config(self) -> dict:
         """The architecture as JSON (``type: "NeuralLM"``); :func:`from_config` rebuilds it."""
