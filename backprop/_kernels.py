@@ -75,12 +75,7 @@ def get(name: str, p: np.ndarray):
     None when kernels are off or unavailable, or ``p`` is small, not C-contiguous, or not
     float32/float64. The kernel takes 1-D arrays: call it with ``p.reshape(-1)`` etc.
     """
-    if (
-        not _state["enabled"]
-        or p.size < MIN_SIZE
-        or not p.flags.c_contiguous
-        or not p.flags.writeable  # NumPy then says clearly that it cannot update it
-    ):
+    if not _state["enabled"] or p.size < MIN_SIZE or not p.flags.c_contiguous:
         return None
     if p.dtype != np.float32 and p.dtype != np.float64:
         return None

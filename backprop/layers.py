@@ -615,7 +615,7 @@ class Sequential(FlatParams):
             # In the training workspace of a network big enough to use the compiled optimizer
             # updates, the softmax output and its cross-entropy are one compiled call too.
             softmax_xent = _kernels.kernel("softmax_xent")
-            if softmax_xent is not None and Yc.dtype == Z.dtype:
+            if softmax_xent is not None:
                 n = Z.shape[0]
                 A = last._buffer("a", n, Z.shape[1:], Z.dtype)
                 delta = last._buffer("delta", n, Z.shape[1:], Z.dtype)

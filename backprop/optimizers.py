@@ -104,13 +104,8 @@ def _int(value, what: str, minimum: int) -> int:
 
 def _kernel(name: str, p: np.ndarray, g: np.ndarray):
     """The compiled update for a large contiguous parameter (see :mod:`backprop._kernels`)."""
-    if (
-        p.size < _kernels.MIN_SIZE
-        or not g.flags.c_contiguous
-        or g.dtype != p.dtype
-        or not g.flags.writeable  # the kernels take writable arrays; NumPy takes any
-    ):
-        return None
+    if p.size < _kernels.MIN_SIZE or not g.flags.c_contiguous or not g.flags.writeable:
+        return None  # (the kernels take writable arrays; step() has checked shapes and dtypes)
     return _kernels.get(name, p)
 
 
