@@ -41,11 +41,14 @@ def all_finite(arr: np.ndarray) -> bool:
     return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
 
 
-def check_array(X, *, n_features: int | None, dtype, name: str = "X") -> np.ndarray:
+def check_array(
+    X, *, n_features: int | None, dtype, name: str = "X", finite: bool = True
+) -> np.ndarray:
     """Return ``X`` as a C-contiguous 2-D array of ``dtype`` after checking it.
 
     Refuses: non-numeric data, ``ndim != 2``, zero samples, a width different from
-    ``n_features``, NaN or infinity.
+    ``n_features``, and (unless ``finite=False``, for a caller that checks later with
+    :func:`check_finite`) NaN or infinity.
     """
     try:
         arr = np.asarray(X)
@@ -67,13 +70,19 @@ def check_array(X, *, n_features: int | None, dtype, name: str = "X") -> np.ndar
             f"{name} has {arr.shape[1]} features (shape {arr.shape}): expected {n_features}"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str = "X") -> None:
+    """Raise a one-line ``ValueError`` naming the first NaN or infinity of a 2-D ``arr``."""
     if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}): "
             "expected finite numbers"
         )
-    return arr
 
 
 def check_targets(Y, *, n: int, n_outputs: int, classification: bool, binary: bool, dtype):

@@ -320,3 +320,45 @@ def test_in_place_l2_gradient_equals_l2_penalty(dtype, rng):
     value = net._add_l2_grad(0.3, 7)
     np.testing.assert_array_equal(net.flat_grads, ref.flat_grads)  # bit for bit
     assert value == pytest.approx(reg, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [3, 5000])  # a tiny product and one BLAS splits between threads
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_forward_refuses_non_finite_X_even_where_relu_would_hide_it(dtype, n, bad):
+    # forward checks finiteness on the first layer's output instead of on X. With every weight
+    # of column 1 negative, an x = +inf there makes every z = -inf and the ReLU output 0, so
+    # the network's output would be finite: the check must still catch it, and name the entry.
+    net = MLP([4, 6, 3], output="softmax", seed=0, dtype=dtype)
+    net.params["W1"][:, 1] = -np.abs(net.params["W1"][:, 1]) - 0.1
+    net.params["W1"][0, 2] = 0.0  # inf * 0 is NaN: still refused
+    X = np.ones((n, 4), dtype=dtype)
+    X[n - 1, 1] = bad
+    with pytest.raises(ValueError, match=rf"NaN or infinity \(first at row {n - 1}, column 1\)"):
+        net.forward(X)
+    X[n - 1, 1] = 1.0
+    X[n // 2, 2] = bad
+    with pytest.raises(ValueError, match=rf"first at row {n // 2}, column 2"):
+        net.forward(X)
+    X[n // 2, 2] = 1.0
+    assert np.isfinite(net.forward(X)).all()
+
+
+def test_forward_passes_finite_X_whose_products_overflow():
+    # Finite inputs large enough to overflow float32 in z are the caller's business, as before
+    # the check moved: the outputs are returned (here NaN from inf - inf in softmax), no error.
+    net = MLP([2, 3, 2], output="softmax", seed=0)
+    net.params["W1"][...] = 1.0
+    X = np.full((2, 2), 3e38, dtype=np.float32)
+    with np.errstate(all="ignore"):
+        out = net.forward(X)
+    assert out.shape == (2, 2)
+    assert not np.isfinite(out).all()
+
+
+def test_forward_checks_X_up_front_when_the_first_layer_is_not_dense():
+    net = Sequential([ActivationLayer("relu"), Dense(3, 2, rng=0)])
+    X = np.ones((2, 3), dtype=np.float32)
+    X[1, 0] = -np.inf  # the ReLU would turn it into 0
+    with pytest.raises(ValueError, match=r"first at row 1, column 0"):
+        net.forward(X)
