@@ -15,6 +15,10 @@ Protocol (docs/performance.md has the results and the discussion):
   for ``--epochs`` epochs; its time is the wall-clock time of the whole training call divided by
   the number of epochs (input checks included). The table gives the median, min and max over the
   repeats, and the test accuracy of the last repeat.
+- Warm-up: before the timed repeats every worker trains one untimed epoch on the first 4,000
+  rows, so that no library's first repeat carries what a process does once (imports, backprop
+  loading its compiled kernels, PyTorch's and OpenBLAS's first allocations); that call's time is
+  reported separately. ``--no-warmup`` times the first call as a repeat instead.
 - Each library runs in its own worker process (so imports and memory do not mix), started afresh
   for every configuration; the repeats of the libraries are interleaved (backprop, scikit-learn,
   torch, backprop, ...), so a change of machine load hits all of them alike.
@@ -56,6 +60,8 @@ import time
 import warnings
 
 import numpy as np
+
+WARMUP_ROWS = 4000  # 12.5 MB of Fashion-MNIST: large enough for every compiled kernel of backprop
 
 CONFIGS = {
     "a": ([784, 100, 10], 128),
@@ -293,6 +299,16 @@ def worker(lib: str, threads: int) -> None:
         if cmd.get("bound"):
             sec, gflops = gemm_bound(cmd["sizes"], cmd["batch"], cmd["n"], threads)
             print(json.dumps({"seconds": sec, "gflops": gflops}), flush=True)
+            continue
+        if cmd.get("warmup"):
+            # One untimed epoch on the first rows, so that the timed repeats measure training
+            # and not what a process does once (imports, loading compiled kernels, first-touch
+            # of the BLAS buffers). Its wall time is reported as the first call's cost.
+            m = min(len(X), WARMUP_ROWS)
+            t0 = time.perf_counter()
+            model, _, _ = runner.train(cmd["sizes"], cmd["batch"], 1, 0, X[:m], y[:m])
+            print(json.dumps({"warmup_s": time.perf_counter() - t0, "rows": m}), flush=True)
+            del model
             continue
         sizes, batch, epochs, seed = cmd["sizes"], cmd["batch"], cmd["epochs"], cmd["seed"]
         gc.collect()
@@ -756,6 +772,23 @@ def report(results, bounds, info, args, worker_info):
                 f"| {LABEL[lib]} | {r['infer_samples_per_s'] / 1e6:.2f} M | "
                 f"{r['infer_median_samples_per_s'] / 1e6:.2f} M |"
             )
+    warm = results.get("warmup", {})
+    if warm:
+        lines.append("")
+        lines.append(
+            f"First training call of each fresh worker, untimed in the table (one epoch of "
+            f"{WARMUP_ROWS:,} rows, imports and compiled-kernel loading included), seconds:"
+        )
+        for key in args.configs:
+            if key in warm:
+                sizes, batch = CONFIGS[key]
+                lines.append(
+                    f"  {'-'.join(map(str, sizes))}, batch {batch}: "
+                    + ", ".join(f"{LABEL[lib]} {t:.2f}" for lib, t in warm[key].items())
+                )
+    else:
+        lines.append("")
+        lines.append("No warm-up (--no-warmup): each worker's first repeat includes one-off costs.")
     bp = worker_info.get("backprop") or next(iter(worker_info.values()))
     data_mb = bp["data_mb"]
     lines.append("")
@@ -808,6 +841,15 @@ def run_configuration(key, workers, args, n, bounds, results):
     else:
         bounds[key] = gemm_bound(sizes, batch, n, args.threads)
     results[key] = {lib: [] for lib in workers}
+    if not args.no_warmup:
+        for lib, w in workers.items():
+            r = w.run(warmup=True, sizes=sizes, batch=batch)
+            results.setdefault("warmup", {}).setdefault(key, {})[lib] = r["warmup_s"]
+            print(
+                f"  {key} warm-up {lib:15s} {r['warmup_s']:.3f} s (one epoch, {r['rows']} rows)",
+                file=sys.stderr,
+                flush=True,
+            )
     for rep in range(args.repeats):
         for lib, w in workers.items():
             infer = 0
@@ -838,6 +880,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
+    ap.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="time the first training call of each worker too (by default one untimed epoch "
+        f"on {WARMUP_ROWS} rows comes first)",
+    )
     ap.add_argument("--clear-openblas-env", action="store_true")
     ap.add_argument(
         "--wait-idle",
