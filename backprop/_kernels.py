@@ -189,6 +189,13 @@ def _adam(p, g, m, v, one_minus_b1, b2, one_minus_b2, step_size, eps_hat):
         p[i] = p[i] - (mi / (np.sqrt(vi) + eps_hat)) * step_size
 
 
+def _add_scaled(w, g, c):
+    """``g += w * c``: the L2 penalty's gradient ``lam / n * W`` added to the weight gradient in
+    one pass (NumPy needs two and a scratch array: ``tmp = W * c``, ``g += tmp``)."""
+    for i in range(w.shape[0]):
+        g[i] = g[i] + w[i] * c
+
+
 def _radam_plain(p, g, m, v, one_minus_b1, b2, one_minus_b2, step_size):
     for i in range(p.shape[0]):
         gi = g[i]
@@ -285,6 +292,7 @@ _PY = {
     "adam": _adam,
     "radam_plain": _radam_plain,
     "softmax_xent": _softmax_xent,
+    "add_scaled": _add_scaled,
 }
 
 
@@ -299,6 +307,7 @@ _ARITY = {
     "adam": (4, 5),
     "radam_plain": (4, 4),
     "softmax_xent": (4, 1),
+    "add_scaled": (2, 1),
 }
 
 

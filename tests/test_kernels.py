@@ -328,3 +328,37 @@ def test_optimizers_take_read_only_gradients(name, kernels_on):
     np.testing.assert_array_equal(results[0], results[1])
     with pytest.raises(ValueError, match="expected shape .* and dtype float32"):
         get_optimizer(name).step({"w": results[0]}, {"w": g.astype(np.float64)})
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_l2_gradient_kernel_is_bit_identical_to_numpy(dtype, kernels_on):
+    """The L2 term's gradient ``lam / n * W``, added in one compiled pass for large weight
+    matrices, gives the same bits as NumPy's two passes, and the kernel is really used."""
+    import backprop as bp
+
+    rng = np.random.default_rng(13)
+    X = rng.random((40, 300)).astype(dtype)
+    y = rng.integers(0, 10, 40)
+    real = _kernels.kernel("add_scaled")
+    results = []
+    for use in (True, False):
+        calls = []
+
+        def spy(*args, calls=calls):
+            calls.append(args[0].size)
+            return real(*args)
+
+        _kernels._compiled["add_scaled"] = spy
+        old = _kernels.set_enabled(use)
+        try:
+            net = bp.MLP([300, 60, 10], output="softmax", seed=0, dtype=dtype)  # W1: 18,000
+            results.append(net.loss_and_grad(X, y, l2=0.3))
+        finally:
+            _kernels.set_enabled(old)
+            _kernels._compiled["add_scaled"] = real
+        assert calls == ([18_000] if use else [])  # W2 (600 weights) stays with NumPy
+    (v1, g1), (v2, g2) = results
+    assert v1 == v2
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
