@@ -116,7 +116,11 @@ def main(argv=None) -> int:
             f"{med / sk_med:.2f}x | {statistics.median(acc[name]):.4f} |"
         )
     ratios = [b / s for b, s in zip(rows["backprop"], rows["scikit-learn"], strict=True)]
-    print(f"\nper-repeat ratios backprop / scikit-learn: {', '.join(f'{x:.2f}' for x in ratios)}")
+    print(
+        f"\nper-repeat ratios backprop / scikit-learn: {', '.join(f'{x:.2f}' for x in ratios)} "
+        f"(median {statistics.median(ratios):.2f}); the machine's speed can change within a fit, "
+        "so compare repeats of one run only"
+    )
     return 0
 
 
