@@ -158,15 +158,23 @@ def _read_file_bytes(path: Path) -> bytearray:
     return raw
 
 
+_MAX_DEFLATE_RATIO = 1032
+"""Deflate's largest possible expansion (a run of one byte), output bytes per input byte."""
+
+
 def _gunzip(raw: bytearray) -> bytearray:
     """Decompress a gzip file into one buffer of the size its trailer announces.
 
     ``gzip.decompress`` grows its output as it goes and returns immutable bytes (which
     ``_parse_idx`` would then copy): about three times the data at the peak, against once here.
     zlib checks the CRC-32 and the length of the trailer. Files of several gzip members, or whose
-    trailer does not give the size, take the plain route.
+    trailer does not give the size, take the plain route, and so do files whose trailer cannot be
+    right: deflate expands at most 1032-fold, and in a truncated file the last four bytes are
+    compressed data, which could announce up to 4 GiB.
     """
     size = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    if size > _MAX_DEFLATE_RATIO * len(raw):
+        size = 0
     d = zlib.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer around deflate data
     view = memoryview(raw)
     step = 1 << 22

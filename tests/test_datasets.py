@@ -167,6 +167,26 @@ def test_idx_bad_gzip_streams(tmp_path):
         read_idx(tmp_path / "missing")
 
 
+def test_truncated_gzip_is_refused_without_believing_its_last_bytes(tmp_path):
+    """In a truncated file the last four bytes are compressed data, not the trailer's size: here
+    they announce almost 4 GiB. The reader must not allocate that to find out (it did: 3.5 GB
+    for a 90 KB file)."""
+    import tracemalloc
+
+    data = gzip.compress(_idx_bytes(np.random.default_rng(0).integers(0, 255, 200_000, np.uint8)))
+    p = tmp_path / "truncated.gz"
+    p.write_bytes(data[: len(data) // 2] + b"\xf0\xff\xff\xff")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as e:
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "bad gzip stream" in one_line(e)
+    assert peak < 20 * 2**20, peak
+
+
 def test_gzip_reading_in_one_buffer_handles_every_shape_of_stream(tmp_path):
     """The IDX reader decompresses into one buffer of the trailer's size: streams of many chunks
     (zeros compress 1000:1, so one compressed chunk expands past the output step), several gzip
