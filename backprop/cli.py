@@ -1432,6 +1432,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _fmt(value, spec: str) -> str:
+    """A number from a model file's metadata, or "n/a" where it was not a finite number (model
+    files store NaN and infinity as null)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return "n/a"
+
+
 def cmd_info(args) -> int:
     from .io import read_metadata
 
@@ -1501,7 +1509,7 @@ def cmd_info(args) -> int:
     if training:
         bits = [f"{training.get('optimizer')}"]
         if training.get("lr") is not None:
-            bits.append(f"lr {training['lr']:g}")
+            bits.append(f"lr {_fmt(training['lr'], 'g')}")
         if training.get("schedule"):
             bits.append(f"{training['schedule']} schedule")
         for k in ("batch_size", "epochs", "l2", "dropout", "seed"):
@@ -1519,16 +1527,22 @@ def cmd_info(args) -> int:
             if "test_ppl" in res:  # a language model
                 t.add_row(
                     "perplexity",
-                    f"valid {res.get('best_valid_ppl', float('nan')):.1f}, "
-                    f"test {res['test_ppl']:.1f}",
+                    f"valid {_fmt(res.get('best_valid_ppl'), '.1f')}, "
+                    f"test {_fmt(res['test_ppl'], '.1f')}",
                 )
             for part in ("validation", "test", "train"):
                 r = res.get(part)
                 if r:
                     if "accuracy" in r:
-                        t.add_row(part, f"loss {r['loss']:.4f}, accuracy {r['accuracy']:.4f}")
+                        t.add_row(
+                            part,
+                            f"loss {_fmt(r['loss'], '.4f')}, accuracy {_fmt(r['accuracy'], '.4f')}",
+                        )
                     else:
-                        t.add_row(part, f"loss {r['loss']:.4g}, rmse {r.get('rmse', 0):.4g}")
+                        t.add_row(
+                            part,
+                            f"loss {_fmt(r['loss'], '.4g')}, rmse {_fmt(r.get('rmse'), '.4g')}",
+                        )
     hist = meta.get("history")
     if hist:
         t.add_row(

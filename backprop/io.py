@@ -86,7 +86,11 @@ def _to_jsonable(value: Any, where: str) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value)
+        # JSON has no NaN or infinity (Python would write the non-standard NaN, which other
+        # readers refuse): a non-finite number, such as the R^2 of a constant target or the loss
+        # of a diverged epoch, is stored as null.
+        value = float(value)
+        return value if math.isfinite(value) else None
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.ndarray):
@@ -206,6 +210,10 @@ def save(
     TypeError
         A metadata value that is not JSON (the message names it), or a ``net`` without
         ``to_config``/``params``.
+    ValueError
+        What :func:`load` would refuse: NaN or infinite parameters, metadata nested deeper
+        than 64 levels or a header over :data:`MAX_HEADER_BYTES`. Nothing is written then.
+        (A non-finite *number* in the metadata is stored as null: JSON has no NaN.)
 
     Examples
     --------
@@ -238,11 +246,33 @@ def save(
         "history": _to_jsonable(history, "history") if history is not None else None,
         "extra": _to_jsonable(extra, "extra") if extra is not None else None,
     }
+    # What load() would refuse is refused here, before the file (and any good one it would
+    # replace) is touched.
+    for key in METADATA_KEYS:
+        if not _depth_ok(values[key]):
+            raise ValueError(
+                f"{key} is nested more than {_MAX_DEPTH} levels deep: expected at most "
+                f"{_MAX_DEPTH} (model files refuse deeper metadata)"
+            )
+    for name, arr in net.params.items():
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"parameter {name!r} holds NaN or infinite values: expected finite weights "
+                "(a model file must load back; was the training diverging?)"
+            )
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     for key in METADATA_KEYS:
-        metadata[key] = json.dumps(values[key], separators=(",", ":"))
+        metadata[key] = json.dumps(values[key], separators=(",", ":"), allow_nan=False)
     tensors = {name: np.ascontiguousarray(arr) for name, arr in net.params.items()}
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    blob = st_save(tensors, metadata=metadata)
+    header = int.from_bytes(blob[:8], "little")
+    if header > MAX_HEADER_BYTES:
+        raise ValueError(
+            f"the metadata makes a header of {header} bytes: expected at most "
+            f"{MAX_HEADER_BYTES} (model files refuse larger headers; keep large data in "
+            "separate files)"
+        )
+    atomic_write_bytes(path, blob)
     return os.fspath(path)
 
 

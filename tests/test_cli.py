@@ -262,6 +262,26 @@ def test_info_text_and_json(in_tmp, capsys):
     assert meta["config"]["sizes"] == [2, 2, 1] and meta["n_params"] == 9
 
 
+def test_info_shows_numbers_stored_as_null(in_tmp, capsys):
+    # Model files store a NaN or infinite metric as null (JSON has no NaN); info says n/a.
+    from backprop import MLP, save
+
+    training = {
+        "optimizer": "adam",
+        "lr": None,
+        "results": {
+            "epochs_run": 3,
+            "stop_reason": "reached epochs=3",
+            "test": {"loss": float("nan"), "accuracy": 0.5},
+            "train": {"loss": float("inf"), "rmse": None},
+        },
+    }
+    save(MLP([2, 2, 1], seed=0), "n.st", training=training)
+    assert main(["info", "n.st"]) == 0
+    out = capsys.readouterr().out
+    assert "loss n/a, accuracy 0.5000" in out and "loss n/a, rmse n/a" in out
+
+
 def test_plot_command(in_tmp, capsys):
     argv = ["train", "--data", "xor", "--epochs", "20", "--quiet", "--history-out", "h.json"]
     assert main(argv) == 0

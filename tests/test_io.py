@@ -339,3 +339,37 @@ def test_non_finite_weights(model_file):
 def test_reexported_from_package():
     assert backprop.save is save and backprop.load is load
     assert "save" in backprop.__all__ and "load" in backprop.__all__
+
+
+def test_save_refuses_what_load_would_refuse_and_keeps_the_old_file(tmp_path):
+    net, _, _ = _trained()
+    path = tmp_path / "m.safetensors"
+    save(net, path)
+    good = path.read_bytes()
+    bad = MLP([3, 5, 4, 3], activation="tanh", output="softmax", seed=1)
+    bad.params["W1"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"parameter 'W1' holds NaN or infinite values"):
+        save(bad, path)
+    deep: dict = {}
+    node = deep
+    for _ in range(70):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(ValueError, match=r"extra is nested more than 64 levels"):
+        save(net, path, extra=deep)
+    with pytest.raises(ValueError, match=rf"expected at most {MAX_HEADER_BYTES}"):
+        save(net, path, extra={"vocab": "x" * (MAX_HEADER_BYTES + 1)})
+    assert path.read_bytes() == good  # nothing was written over the good file
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]  # and no temporary file is left
+    np.testing.assert_array_equal(load(path).params["W1"], net.params["W1"])
+
+
+def test_non_finite_numbers_in_metadata_are_stored_as_json_null(tmp_path):
+    net, _, _ = _trained()
+    path = tmp_path / "m.safetensors"
+    save(net, path, training={"r2": float("nan"), "best": np.float32(np.inf), "ok": 0.5})
+    header, _, _ = _header(path)
+    raw = header["__metadata__"]["training"]
+    assert "NaN" not in raw and "Infinity" not in raw
+    assert json.loads(raw) == {"r2": None, "best": None, "ok": 0.5}
+    assert read_metadata(path)["training"] == {"r2": None, "best": None, "ok": 0.5}
