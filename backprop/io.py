@@ -254,6 +254,9 @@ def save(
                 f"{key} is nested more than {_MAX_DEPTH} levels deep: expected at most "
                 f"{_MAX_DEPTH} (model files refuse deeper metadata)"
             )
+    problem = _preprocessing_problem(values["preprocessing"], net)
+    if problem:
+        raise ValueError(f"preprocessing: {problem}")
     for name, arr in net.params.items():
         if not np.isfinite(arr).all():
             raise ValueError(
@@ -581,5 +584,34 @@ def load(path):
         if not np.isfinite(arr).all():
             raise ModelFileError(f"{p}: tensor {name!r} holds NaN or infinite values")
         target[...] = arr
+    problem = _preprocessing_problem(metadata.get("preprocessing"), net)
+    if problem:
+        raise ModelFileError(f"{p}: {problem}")
     net.metadata = metadata
     return net
+
+
+def _preprocessing_problem(pre: dict | None, net) -> str | None:
+    """What is wrong with stored scalers for ``net``, or None: each must rebuild, and a
+    per-column one must fit the network's widths (``predict`` applies them)."""
+    from .datasets import scaler_from_config  # noqa: PLC0415 - datasets is the heavier module
+
+    if not pre:
+        return None
+    widths = {"input": getattr(net, "n_in", None), "target": getattr(net, "n_out", None)}
+    for key in ("input", "target"):
+        cfg = pre.get(key)
+        if cfg is None:
+            continue
+        try:
+            scaler = scaler_from_config(cfg)
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return f"invalid {key} preprocessing ({msg})"
+        columns = getattr(scaler, "mean_", None)
+        if columns is not None and widths[key] is not None and len(columns) != widths[key]:
+            return (
+                f"the {key} preprocessing scales {len(columns)} columns but the network has "
+                f"{widths[key]} {key}s"
+            )
+    return None

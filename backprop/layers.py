@@ -488,14 +488,49 @@ class Sequential(FlatParams):
             raise ValueError("Sequential needs at least one layer")
         self.n_in = n_in
         if self.n_in is None:
-            first = self.layers[0]
-            self.n_in = getattr(first, "n_in", None)
+            self.n_in = self._infer_n_in()
+        self._check_widths()
         self._consolidate()
         first_param = next((i for i, l in enumerate(self.layers) if l.params), None)
         for i, layer in enumerate(self.layers):
             if i == first_param and not isinstance(layer, Embedding):
                 # The input needs no gradient: skip the largest product of the backward pass.
                 layer.need_input_grad = False
+
+    def _infer_n_in(self) -> int | None:
+        """The input width: the first layer's ``n_in``; for an Embedding first, the number of
+        context ids that the next layer with a fixed input width takes (``n_in / dim``)."""
+        first = self.layers[0]
+        if not isinstance(first, Embedding):
+            return getattr(first, "n_in", None)
+        for layer in self.layers[1:]:
+            width = getattr(layer, "n_in", None)
+            if width is not None:
+                if width % first.dim:
+                    raise ValueError(
+                        f"{layer!r} after {first!r} takes {width} inputs, not a multiple of the "
+                        f"embedding dimension {first.dim}: expected n_in = context size x "
+                        f"{first.dim}"
+                    )
+                return width // first.dim
+        return None
+
+    def _check_widths(self) -> None:
+        """Each layer with a fixed input width must get what the layer before it gives."""
+        width = self.n_in
+        for i, layer in enumerate(self.layers):
+            wants = getattr(layer, "n_in", None)
+            if width is not None and wants is not None and not isinstance(layer, Embedding):
+                if wants != width:
+                    what = "the input" if i == 0 else f"layer {i - 1} ({self.layers[i - 1]!r})"
+                    raise ValueError(
+                        f"layer {i} ({layer!r}) takes {wants} inputs but {what} gives {width}: "
+                        f"expected n_in={width}"
+                    )
+            if width is not None:
+                width = layer.output_width(width)
+            elif getattr(layer, "n_out", None) is not None:
+                width = layer.n_out
 
     # -- parameter storage -------------------------------------------------------------------
     def _consolidate(self):

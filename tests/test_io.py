@@ -373,3 +373,58 @@ def test_non_finite_numbers_in_metadata_are_stored_as_json_null(tmp_path):
     assert "NaN" not in raw and "Infinity" not in raw
     assert json.loads(raw) == {"r2": None, "best": None, "ok": 0.5}
     assert read_metadata(path)["training"] == {"r2": None, "best": None, "ok": 0.5}
+
+
+def test_layers_that_do_not_fit_together_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\(5, 1\)\) takes 5 inputs but layer 1"):
+        Sequential([Dense(2, 3, rng=0), ActivationLayer("tanh"), Dense(5, 1, rng=0)])
+    # A hand-made file with such an architecture (and tensors of matching shapes) is refused
+    # on loading, naming the file, instead of failing later inside a product.
+    net = Sequential([Dense(2, 3, rng=0), ActivationLayer("tanh"), Dense(3, 1, rng=0)])
+    path = tmp_path / "m.safetensors"
+    save(net, path)
+    header, raw, n = _header(path)
+    meta = header["__metadata__"]
+    cfg = json.loads(meta["config"])
+    cfg["layers"][2]["n_in"] = 5
+    meta["config"] = json.dumps(cfg)
+    header["W2"]["shape"] = [1, 5]
+    data = bytearray(raw[8 + n :])
+    start, end = header["W2"]["data_offsets"]
+    extra = 5 * 4 - (end - start)
+    data[end:end] = bytes(extra)
+    for name, entry in header.items():
+        if name != "__metadata__" and entry["data_offsets"][0] >= end:
+            entry["data_offsets"] = [o + extra for o in entry["data_offsets"]]
+    header["W2"]["data_offsets"] = [start, end + extra]
+    _write_with_header(path, header, bytes(data))
+    with pytest.raises(ModelFileError, match="invalid architecture.*takes 5 inputs"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "pre, match",
+    [
+        ({"input": {"type": "scale", "factor": -1}}, "invalid input preprocessing"),
+        ({"input": {"type": "nope"}}, "unknown type 'nope'"),
+        ("standardizer-3", "scales 3 columns but the network has 2 inputs"),
+        ("target-2", "scales 2 columns but the network has 1 targets"),
+    ],
+)
+def test_preprocessing_that_cannot_apply_is_refused_by_save_and_load(tmp_path, pre, match):
+    rng = np.random.default_rng(0)
+    if pre == "standardizer-3":
+        pre = Standardizer().fit(rng.normal(size=(10, 3)))
+    elif pre == "target-2":
+        pre = {"target": Standardizer().fit(rng.normal(size=(10, 2)))}
+    net = MLP([2, 3, 1], seed=0)
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(ValueError, match=match):
+        save(net, path, preprocessing=pre)
+    assert not path.exists()
+    save(net, path)  # then hand-edit the stored preprocessing
+    header, raw, n = _header(path)
+    header["__metadata__"]["preprocessing"] = json.dumps(normalize_preprocessing(pre))
+    _write_with_header(path, header, raw[8 + n :])
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
