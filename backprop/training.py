@@ -17,6 +17,7 @@ number of epochs or of updates, the loss below a threshold, the change of the lo
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 
@@ -197,10 +198,15 @@ def fit(
 
     if opt_name is not None and opt_name.lower() in FULL_BATCH:
         trainer = Trainer(net, opt_name, loss, history, cbs)
-        # Full batch: the products are n_samples wide; small ones run on one BLAS thread.
+        # Full batch: the products are n_samples wide; small ones run on one BLAS thread, and
+        # so does SciPy's own BLAS, which L-BFGS loads (imported first, so the limit covers it).
+        import scipy.optimize  # noqa: F401, PLC0415
+
         blas_limit = _small_product_blas_limit(net, len(Xc))
+        # One L-BFGS iteration is one update: `max_iter` caps them like `epochs` does.
+        iters = epochs if max_iter is None else min(epochs, max_iter)
         try:
-            return _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, epochs, loss_threshold, tol)
+            return _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, iters, loss_threshold, tol)
         finally:
             if blas_limit is not None:
                 blas_limit.__exit__(None, None, None)
@@ -363,11 +369,14 @@ def _small_product_blas_limit(net, batch_size):
     if not widths or batch_size * max(widths) >= SMALL_PRODUCT:
         return None
     try:
-        if not _controller:
+        # The controller knows the BLAS libraries loaded when it was made: SciPy brings its own
+        # OpenBLAS, so it is made again once scipy.linalg has been imported.
+        key = "scipy.linalg" in sys.modules
+        if not _controller or _controller[0][0] != key:
             from threadpoolctl import ThreadpoolController
 
-            _controller.append(ThreadpoolController())
-        limit = _controller[0].limit(limits=1, user_api="blas")
+            _controller[:] = [(key, ThreadpoolController())]
+        limit = _controller[0][1].limit(limits=1, user_api="blas")
     except Exception:  # threadpoolctl missing or unable to read the BLAS: leave it alone
         return None
     limit.__enter__()
@@ -400,9 +409,11 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
         return value, net.flat_grads.astype(np.float64)
 
     t0 = [time.perf_counter()]
+    accepted = theta.copy()  # the last accepted iterate (fun also visits line-search trials)
 
     def callback(xk):
         theta[...] = xk
+        np.copyto(accepted, theta)
         ev = _evaluate_checked(net, Xc, Yc, loss)
         history.loss.append(ev["loss"] + _reg_value(net, l2, len(Xc), regularizers))
         if "accuracy" in ev:
@@ -429,16 +440,25 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
 
     for cb in trainer.callbacks:
         cb.on_train_begin(trainer)
-    res = minimize_lbfgs(
-        fun,
-        theta.astype(np.float64),
-        max_iter=max_iter,
-        tol=tol if tol is not None else 1e-9,
-        callback=callback,
-    )
-    theta[...] = res.x
-    history.n_steps = int(getattr(res, "nit", trainer.epoch))
-    history.stop_reason = history.stop_reason or f"L-BFGS: {res.message}"
+    try:
+        res = minimize_lbfgs(
+            fun,
+            theta.astype(np.float64),
+            max_iter=max_iter,
+            tol=tol if tol is not None else 1e-9,
+            callback=callback,
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the last accepted iterate (not a line-search trial point), as the
+        # mini-batch loop keeps its weights, and return the history so far.
+        np.copyto(theta, accepted)
+        history.n_steps = trainer.epoch
+        history.interrupted = True
+        history.stop_reason = f"interrupted during iteration {trainer.epoch + 1}"
+    else:
+        theta[...] = res.x
+        history.n_steps = int(getattr(res, "nit", trainer.epoch))
+        history.stop_reason = history.stop_reason or f"L-BFGS: {res.message}"
     for cb in trainer.callbacks:
         cb.on_train_end(trainer)
     return history

@@ -194,6 +194,34 @@ def test_lbfgs_full_batch(rng):
     assert np.mean((net.forward(X) - y) ** 2) < 1e-3
 
 
+def test_lbfgs_respects_max_iter(rng):
+    X = rng.uniform(-1, 1, size=(50, 1))
+    y = np.sin(3 * X)
+    net = MLP([1, 10, 1], activation="tanh", dtype="float64", seed=0)
+    h = fit(net, X, y, optimizer="lbfgs", epochs=50, max_iter=3)
+    assert h.n_steps == 3 and h.epochs == 3
+
+
+def test_ctrl_c_during_lbfgs_stops_cleanly_with_the_last_accepted_iterate(rng):
+    """Ctrl-C used to escape fit from inside SciPy's L-BFGS: no History, and the command line
+    saved nothing. Now the weights are those of the last accepted iteration."""
+    X = rng.uniform(-1, 1, size=(50, 1))
+    y = np.sin(3 * X)
+    seen = []
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen.append(trainer.net.flat_params.copy())
+            if epoch == 4:
+                raise KeyboardInterrupt
+
+    net = MLP([1, 10, 1], activation="tanh", dtype="float64", seed=0)
+    h = fit(net, X, y, optimizer="lbfgs", epochs=100, callbacks=[Interrupt()])
+    assert h.interrupted and "interrupted during iteration" in h.stop_reason
+    assert len(h.loss) == 4
+    np.testing.assert_array_equal(net.flat_params, seen[-1])
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
