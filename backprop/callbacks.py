@@ -7,9 +7,11 @@ validation figure and restores the best weights.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 
@@ -20,23 +22,39 @@ __all__ = ["History", "Callback", "EarlyStopping", "TrainingDiverged", "atomic_w
 
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename,
-    so a crash never leaves a half-written file."""
+    so a crash never leaves a half-written file.
+
+    An existing file keeps its permissions; a symbolic link keeps pointing where it did (the
+    file it points to is replaced); errors name ``path``, never the temporary file.
+    """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", path)
+    directory = os.path.dirname(target)
     try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask).
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:  # a new file: the mode a plain open() would give (0666 & ~umask)
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        mode = 0o666 & ~umask
+    base = os.path.basename(target)
+    try:  # a short temporary name: a long file name plus a prefix could exceed NAME_MAX
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base[:32]}.", suffix=".tmp")
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        os.fchmod(fd, mode)  # mkstemp creates the file 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, target)
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         raise
 
 

@@ -768,6 +768,21 @@ def _make_schedule(name: str, lr: float, total_steps: int, steps_per_epoch: int)
     return get_schedule(name, lr, **kw)
 
 
+def check_output_path(path, what: str = "--out") -> None:
+    """Refuse, before any work, an output path that cannot be written: its directory missing
+    or not writable, or the path an existing directory (a training run would be lost)."""
+    if path is None:
+        return
+    p = os.path.abspath(os.fspath(path))
+    d = os.path.dirname(p)
+    if os.path.isdir(p):
+        raise IsADirectoryError(f"{what} {path}: is a directory; expected a file name")
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"{what} {path}: no such directory {d}")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: the directory {d} is not writable")
+
+
 def cmd_train(args) -> int:
     from .callbacks import EarlyStopping
     from .datasets import Scale, Standardizer, train_test_split
@@ -778,6 +793,9 @@ def cmd_train(args) -> int:
 
     console = _console()
     t_start = time.perf_counter()
+    for path, what in ((args.out, "--out"), (args.history_out, "--history-out")):
+        check_output_path(path, what)
+    check_output_path(args.plot, "--plot")
     source = args.data if args.data is not None else "digits"
     key = source.strip().lower()
     dtype = args.dtype or "float32"

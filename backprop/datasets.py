@@ -47,6 +47,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .callbacks import atomic_write_bytes
+
 __all__ = [
     "DataError",
     "Dataset",
@@ -104,20 +106,6 @@ def _rng(seed: Any) -> np.random.Generator:
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise TypeError(f"seed={seed!r} is not valid; expected None, an int or a Generator")
     return np.random.default_rng(seed)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +309,7 @@ def write_idx(path: str | os.PathLike, array: Any, *, compress: bool | None = No
         compress = path.name.endswith(".gz")
     if compress:
         data = gzip.compress(data, mtime=0)
-    _atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
 
 
 # --------------------------------------------------------------------------------------------

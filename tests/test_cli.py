@@ -262,6 +262,23 @@ def test_info_text_and_json(in_tmp, capsys):
     assert meta["config"]["sizes"] == [2, 2, 1] and meta["n_params"] == 9
 
 
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--out", "nodir/m.safetensors"], "--out nodir/m.safetensors: no such directory"),
+        (["--out", "."], "--out .: is a directory"),
+        (["--history-out", "nodir/h.json"], "--history-out nodir/h.json: no such directory"),
+        (["--plot", "nodir/c.png"], "--plot nodir/c.png: no such directory"),
+    ],
+)
+def test_train_refuses_an_unwritable_output_before_training(in_tmp, capsys, argv, match):
+    # The weights of a finished run used to be lost: the path was only tried when saving.
+    assert main(["train", "--data", "xor", "--quiet", *argv]) == 1
+    captured = capsys.readouterr()
+    assert match in _one_line_error(captured.err)
+    assert "epoch" not in captured.out  # nothing was trained
+
+
 def test_info_shows_numbers_stored_as_null(in_tmp, capsys):
     # Model files store a NaN or infinite metric as null (JSON has no NaN); info says n/a.
     from backprop import MLP, save

@@ -428,3 +428,28 @@ def test_preprocessing_that_cannot_apply_is_refused_by_save_and_load(tmp_path, p
     _write_with_header(path, header, raw[8 + n :])
     with pytest.raises(ModelFileError, match=match):
         load(path)
+
+
+def test_atomic_write_names_the_target_keeps_links_and_permissions(tmp_path):
+    from backprop.callbacks import atomic_write_bytes
+
+    with pytest.raises(FileNotFoundError) as exc:
+        atomic_write_bytes(tmp_path / "missing" / "m.safetensors", b"x")
+    assert exc.value.filename == str(tmp_path / "missing" / "m.safetensors")
+    with pytest.raises(IsADirectoryError):
+        atomic_write_bytes(tmp_path, b"x")
+    long_name = tmp_path / ("m" * 240 + ".safetensors")  # 252 characters: a valid name
+    atomic_write_bytes(long_name, b"long")
+    assert long_name.read_bytes() == b"long"
+    private = tmp_path / "private.bin"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    atomic_write_bytes(private, b"new")
+    assert private.read_bytes() == b"new" and (private.stat().st_mode & 0o777) == 0o600
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
