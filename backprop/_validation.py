@@ -136,6 +136,17 @@ def check_targets(Y, *, n: int, n_outputs: int, classification: bool, binary: bo
         raise ValueError(
             f"y has values in [{arr.min():g}, {arr.max():g}]: expected probabilities in [0, 1]"
         )
+    if classification and not binary and n_outputs > 1:
+        # Softmax cross-entropy, logsumexp(z) - y . z, and its delta a - y are the loss and
+        # gradient of -sum y log a only for rows that sum to 1 (a distribution over classes).
+        sums = arr.sum(axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-3)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"y row {i} sums to {sums[i]:g}: expected one-hot or probability rows that sum "
+                "to 1 (or integer class labels)"
+            )
     return arr
 
 

@@ -188,6 +188,8 @@ def test_bad_construction_is_one_line_error(kwargs, match):
         (np.zeros((4, 3)), [0, 1, 0, -1], "class label -1"),
         (np.zeros((4, 3)), [0, 1, 0], "rows"),
         (np.zeros((4, 3)), [0, 1, np.inf, 0], "non-integer"),
+        (np.zeros((2, 3)), np.zeros((2, 3)), r"y row 0 sums to 0: expected one-hot"),
+        (np.zeros((2, 3)), [[1, 0, 0], [1, 1, 0]], r"y row 1 sums to 2"),
         ([["a", "b", "c"]], [0], "expected numbers"),
     ],
 )
