@@ -255,7 +255,7 @@ def cmd_train(args) -> int:
 
     if args.anneal and args.max_minutes is None:
         raise ValueError("--anneal decays the learning rate over --max-minutes: give both")
-    _set_threads(args.threads)
+    _set_threads(getattr(args, "threads", None))
     out = args.out
     ckpt = args.checkpoint or (os.path.splitext(out)[0] + ".ckpt.safetensors")
     for path in (out, ckpt):
@@ -428,7 +428,7 @@ def cmd_eval(args) -> int:
     from .lm import mix_log_probs, mixture_weight, perplexity_from_log_probs
     from .lm_data import EOS_ID, UNK_ID, load_text, ngram_arrays, sentences_to_stream
 
-    _set_threads(args.threads)
+    _set_threads(getattr(args, "threads", None))
     model, vocab = _load(args.model)
     training = model.metadata.get("training") or {}
     spec = training.get("corpus")
@@ -577,8 +577,13 @@ def _corpus_args(p, *, required: bool) -> None:
 
 
 def _threads_arg(p) -> None:
+    # SUPPRESS: when not given here, the value given before the command's name (backprop
+    # --threads N lm train, or backprop lm --threads N train) is kept, not reset to None.
     p.add_argument(
-        "--threads", type=_int_at_least(1), default=None, help="CPU threads (default: all)"
+        "--threads",
+        type=_int_at_least(1),
+        default=argparse.SUPPRESS,
+        help="CPU threads (default: all)",
     )
 
 
@@ -754,4 +759,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("c")
     p.add_argument("-k", type=_int_at_least(1), default=5)
     p.set_defaults(func=cmd_analogy)
+    for name in ("generate", "neighbors", "analogy"):  # accepted after every command's name
+        _threads_arg(sub.choices[name])
     return lm

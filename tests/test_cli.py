@@ -594,3 +594,22 @@ def test_threads_limits_the_blas_for_the_command_and_restores_it(
     assert seen == [{1}]
     assert seen.now() == before
     assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--threads", "2", "lm", "train", "--corpus", "c.txt"], 2),
+        (["lm", "--threads", "2", "train", "--corpus", "c.txt"], 2),
+        (["lm", "train", "--threads", "3", "--corpus", "c.txt"], 3),
+        (["lm", "train", "--corpus", "c.txt"], None),
+        (["lm", "eval", "m.safetensors", "--threads", "1"], 1),
+        (["--threads", "2", "lm", "eval", "m.safetensors"], 2),
+        (["lm", "generate", "m.safetensors", "--threads", "1"], 1),
+    ],
+)
+def test_threads_reaches_the_language_model_commands(argv, expected):
+    # The lm commands' own --threads used to reset a value given before their name to None.
+    from backprop.cli import build_parser
+
+    assert getattr(build_parser().parse_args(argv), "threads", None) == expected
