@@ -255,9 +255,12 @@ def _preprocess(net, x, y):
         scaler = scaler_from_config(pre["input"])
         x = scaler.transform(np.atleast_2d(x), dtype=np.float64)
         print(f"note: --x transformed by the model's preprocessing ({scaler!r})", file=sys.stderr)
-    if pre.get("target") and np.issubdtype(np.asarray(y).dtype, np.floating):
+    # Only regression models store a target scaling: --y is a target value then, even when it
+    # is written as a whole number (which _targets reads as a class label).
+    if pre.get("target") and y is not None:
         scaler = scaler_from_config(pre["target"])
-        y = scaler.transform(np.asarray(y, dtype=np.float64).reshape(len(x), -1), dtype=np.float64)
+        n = np.atleast_2d(x).shape[0]
+        y = scaler.transform(np.asarray(y, dtype=np.float64).reshape(n, -1), dtype=np.float64)
         print(f"note: --y transformed by the model's target scaling ({scaler!r})", file=sys.stderr)
     return x, y
 

@@ -413,6 +413,24 @@ def test_cli_model_file_preprocessing_is_applied(capsys, tmp_path):
     np.testing.assert_allclose(d["steps"][0]["samples"][0]["output"], net.forward([[1.0, 2.0]])[0])
 
 
+@pytest.mark.parametrize("y_text", ["100", "100.0", "100.5"])
+def test_cli_model_file_target_scaling_applies_to_whole_number_targets(capsys, tmp_path, y_text):
+    # A regression model's --y of 100 was read as a class label and left unscaled (loss ~1e4).
+    from backprop.datasets import Standardizer
+    from backprop.io import save
+
+    net = MLP([2, 2, 1], activation="tanh", dtype="float64", seed=3)
+    target = Standardizer().fit(np.array([[90.0], [110.0], [100.0], [104.0]]))
+    path = tmp_path / "reg.safetensors"
+    save(net, path, preprocessing={"target": target})
+    argv = ["--model", str(path), "--x", "0.1,0.2", "--y", y_text, "--format", "json"]
+    rc, out = _run_cli(argv, capsys)
+    assert rc == 0
+    d = json.loads(out)
+    expected = target.transform(np.array([[float(y_text)]]), dtype=np.float64)
+    np.testing.assert_allclose(d["y"], expected)
+
+
 def test_installed_command():
     import subprocess
     from pathlib import Path
