@@ -600,7 +600,7 @@ class ProgressCallback(Callback):
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, markup=False)  # names are shown as given
 
 
 def _load_data(source: str, args, dtype: str):

@@ -221,7 +221,7 @@ class _Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[speed]} tokens/s  ppl {task.fields[ppl]}"),
-                console=Console(file=self.stream, highlight=False),
+                console=Console(file=self.stream, highlight=False, markup=False),
                 transient=True,
             )
             self._bar.start()

@@ -534,7 +534,9 @@ class Explanation:
         from rich.console import Console
         from rich.text import Text
 
-        console = Console(file=file, highlight=False, soft_wrap=True, force_terminal=True)
+        console = Console(
+            file=file, highlight=False, markup=False, soft_wrap=True, force_terminal=True
+        )
         for line in lines:
             console.print(Text.assemble(*[(t, s or "") for t, s in line]))
 

@@ -613,3 +613,13 @@ def test_threads_reaches_the_language_model_commands(argv, expected):
     from backprop.cli import build_parser
 
     assert getattr(build_parser().parse_args(argv), "threads", None) == expected
+
+
+def test_names_with_brackets_are_printed_as_given(in_tmp, capsys):
+    # The console read "[red]" and "[v2]" as style markup: it printed "m.safetensors" for
+    # "m[v2].safetensors", and a name with "[/x]" made the command fail after saving.
+    out = "run[/x][v2].safetensors"
+    assert main(["train", "--data", "xor", "--epochs", "2", "--out", out]) == 0
+    assert f"model saved to {out}" in capsys.readouterr().out
+    assert main(["info", out]) == 0
+    assert out in capsys.readouterr().out
