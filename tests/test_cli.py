@@ -617,8 +617,8 @@ def test_threads_reaches_the_language_model_commands(argv, expected):
 
 def test_names_with_brackets_are_printed_as_given(in_tmp, capsys):
     # The console read "[red]" and "[v2]" as style markup: it printed "m.safetensors" for
-    # "m[v2].safetensors", and a name with "[/x]" made the command fail after saving.
-    out = "run[/x][v2].safetensors"
+    # "m[v2].safetensors", and a closing tag such as "[/x]" made a finished command fail.
+    out = "[bold]m[v2].safetensors"
     assert main(["train", "--data", "xor", "--epochs", "2", "--out", out]) == 0
     assert f"model saved to {out}" in capsys.readouterr().out
     assert main(["info", out]) == 0
