@@ -58,6 +58,21 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
+def json_safe(value):
+    """``value`` with every non-finite float replaced by None, for standard JSON (which has no
+    NaN or infinity; Python would write the non-standard ``NaN`` that strict readers refuse)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+_FLOAT_LISTS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time")
+
+
 @dataclass
 class History:
     """Per-epoch record of a training run.
@@ -106,10 +121,15 @@ class History:
     @classmethod
     def from_dict(cls, d: dict) -> History:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for k in _FLOAT_LISTS:  # JSON's null (a NaN when saved, e.g. L-BFGS's lr) back to NaN
+            if isinstance(known.get(k), list):
+                known[k] = [math.nan if v is None else v for v in known[k]]
         return cls(**known)
 
     def save_json(self, path) -> None:
-        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1).encode())
+        """Standard JSON: NaN and infinity (no JSON number) are written as null."""
+        text = json.dumps(json_safe(self.to_dict()), indent=1, allow_nan=False)
+        atomic_write_bytes(path, text.encode())
 
     @classmethod
     def load_json(cls, path) -> History:

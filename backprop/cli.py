@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .callbacks import Callback
+from .callbacks import Callback, json_safe
 
 __all__ = [
     "main",
@@ -1340,7 +1340,7 @@ def cmd_evaluate(args) -> int:
         import json
 
         result["plots"] = written
-        print(json.dumps(result, indent=1))
+        print(json.dumps(json_safe(result), indent=1, allow_nan=False))
         return 0
     _print_evaluation(result, written)
     return 0
@@ -1465,7 +1465,7 @@ def cmd_info(args) -> int:
     if args.json:
         import json
 
-        print(json.dumps(meta, indent=1))
+        print(json.dumps(json_safe(meta), indent=1, allow_nan=False))
         return 0
     from rich import box
     from rich.table import Table

@@ -623,3 +623,20 @@ def test_names_with_brackets_are_printed_as_given(in_tmp, capsys):
     assert f"model saved to {out}" in capsys.readouterr().out
     assert main(["info", out]) == 0
     assert out in capsys.readouterr().out
+
+
+def test_evaluate_json_is_standard_json(in_tmp, capsys):
+    # One regression row has no R^2 (no variance): it was printed as the non-standard NaN.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    with open("reg.csv", "w") as fh:
+        fh.write("a,b,y\n" + "".join(f"{a},{b},{a - b}\n" for a, b in X))
+    with open("one.csv", "w") as fh:
+        fh.write("a,b,y\n0.1,0.2,0.3\n")
+    argv = ["train", "--data", "reg.csv", "--task", "regression", "--epochs", "2", "--quiet"]
+    assert main([*argv, "--out", "r.st"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "r.st", "--data", "one.csv", "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
+    assert data["r2"] is None and data["rmse"] >= 0

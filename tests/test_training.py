@@ -282,3 +282,19 @@ def test_lbfgs_on_a_tiny_problem_runs_with_one_blas_thread_and_restores_it(blas_
     fit(net, X, [0, 1, 1, 0], optimizer="lbfgs", epochs=5)
     assert seen == [{1}]
     assert seen.now() == before
+
+
+def test_history_json_is_standard_json_with_nan_as_null(tmp_path):
+    import json
+
+    from backprop.callbacks import History
+
+    h = History(loss=[1.0, 0.5], lr=[float("nan"), float("nan")], epoch_time=[0.1, float("inf")])
+    p = tmp_path / "h.json"
+    h.save_json(p)
+    text = p.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
+    assert data["lr"] == [None, None]
+    back = History.load_json(p)
+    assert back.loss == [1.0, 0.5] and np.isnan(back.lr).all() and np.isnan(back.epoch_time[1])
