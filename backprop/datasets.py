@@ -899,8 +899,12 @@ def _is_header(rows: list[tuple[int, list[str]]]) -> bool:
     return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=True))
 
 
-def _split_lines(text: str, delimiter: str | None) -> list[tuple[int, list[str]]]:
-    """Non-blank, non-comment lines split into cells, with their 1-based line numbers."""
+def _split_lines(text: str, delimiter: str | None, path) -> list[tuple[int, list[str]]]:
+    """Non-blank, non-comment lines split into cells, with their 1-based line numbers.
+
+    One sample per line: each line is parsed on its own, so a quote left open is an error that
+    names its line (the csv module would read on into the next lines).
+    """
     lines = [
         (i, line)
         for i, line in enumerate(text.splitlines(), start=1)
@@ -908,8 +912,16 @@ def _split_lines(text: str, delimiter: str | None) -> list[tuple[int, list[str]]
     ]
     if delimiter is None or delimiter == " ":
         return [(i, line.split()) for i, line in lines]
-    reader = csv.reader([line for _, line in lines], delimiter=delimiter, skipinitialspace=True)
-    return [(i, [c.strip() for c in cells]) for (i, _), cells in zip(lines, reader, strict=True)]
+    out = []
+    for i, line in lines:
+        try:
+            cells = next(
+                csv.reader([line], delimiter=delimiter, skipinitialspace=True, strict=True)
+            )
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {i}: {exc} (a quote left open?)") from None
+        out.append((i, [c.strip() for c in cells]))
+    return out
 
 
 def _resolve_column(label_column: int | str, names: list[str] | None, n_cols: int, src) -> int:
@@ -950,7 +962,7 @@ def _read_csv(path: Path, label_column, delimiter, dt: np.dtype) -> Table:
             (ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), ""
         )
         delimiter = _sniff_delimiter(first)
-    rows = _split_lines(text, delimiter)
+    rows = _split_lines(text, delimiter, path)
     if not rows:
         raise DataError(f"{path}: the file is empty; expected rows of numbers")
     n_cols = len(rows[0][1])
@@ -1012,11 +1024,38 @@ def _check_numeric(a: np.ndarray, what: str) -> None:
         raise DataError(f"{what} holds a non-finite value at index {tuple(int(i) for i in bad)}")
 
 
-def _load_npy(path: Path, label_column, dt: np.dtype) -> Table:
+def _numeric_labels(y: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
+    """Labels from a numeric column: whole numbers (exactly representable, so below 2**53 in
+    magnitude) become int64 class labels, anything else stays a float target."""
+    if y.dtype.kind == "f":
+        if y.ndim == 1 and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
+            return y.astype(np.int64)
+        return y.astype(dt)
+    if y.dtype.kind == "u" and y.size and int(y.max()) > np.iinfo(np.int64).max:
+        raise DataError(
+            f"{where}: label {int(y.max())} is larger than 2**63 - 1; expected int64 labels"
+        )
+    return y.astype(np.int64)
+
+
+def _np_load(path: Path, kind: str):
+    """``np.load`` without pickles, every failure a DataError naming the file."""
     try:
-        a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        return np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise DataError(
+            f"{path}: the .{kind} header announces an array too large to load"
+        ) from None
+    except Exception as exc:  # ValueError, OSError, EOFError, BadZipFile, ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable .{kind} file ({msg})") from None
+
+
+def _load_npy(path: Path, label_column, dt: np.dtype) -> Table:
+    a = _np_load(path, "npy")
+    if not isinstance(a, np.ndarray):  # np.load gave an .npz archive
+        a.close()
+        raise DataError(f"{path}: an .npz archive, not an .npy array; rename it to .npz")
     if a.ndim != 2:
         raise DataError(f"{path}: array of shape {a.shape}; expected 2-D (samples, columns)")
     if a.shape[0] == 0:
@@ -1028,17 +1067,16 @@ def _load_npy(path: Path, label_column, dt: np.dtype) -> Table:
     X = np.delete(a, col, axis=1)
     if X.shape[1] == 0:
         raise DataError(f"{path}: only the label column; expected at least one feature column")
-    yv = a[:, col]
-    if yv.dtype.kind == "f" and not np.all(yv == np.round(yv)):
-        y = yv.astype(dt)
-    else:
-        y = yv.astype(np.int64)
+    y = _numeric_labels(a[:, col], dt, str(path))
     return Table(X.astype(dt), y, None, None, None)
 
 
 def _load_npz(path: Path, dt: np.dtype) -> Table:
+    z = _np_load(path, "npz")
+    if isinstance(z, np.ndarray):
+        raise DataError(f"{path}: an .npy array, not an .npz archive; rename it to .npy")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with z:
             keys = set(z.files)
             for xk, yk in (("X", "y"), ("data", "target")):
                 if xk in keys:
@@ -1049,29 +1087,32 @@ def _load_npz(path: Path, dt: np.dtype) -> Table:
                 raise DataError(
                     f"{path}: arrays {sorted(keys)}; expected 'X' and 'y' or 'data' and 'target'"
                 )
-    except (ValueError, OSError, EOFError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(f"{path}: an array of the archive is too large to load") from None
+    except Exception as exc:  # a damaged member: ValueError, BadZipFile, zlib.error, ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable .npz file ({msg})") from None
     if X.ndim < 2 or X.shape[0] == 0:
         raise DataError(f"{path}: {xk} of shape {X.shape}; expected (samples, features...)")
     _check_numeric(X, f"{path}: {xk}")
     image_shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
     X = X.reshape(len(X), -1)
     if y is not None:
-        if len(y) != len(X):
-            raise DataError(f"{path}: {len(y)} labels for {len(X)} samples; expected one each")
+        if y.ndim == 0 or len(y) != len(X):
+            got = "a single value" if y.ndim == 0 else f"{len(y)} labels"
+            raise DataError(f"{path}: {yk} holds {got} for {len(X)} samples; expected one each")
         if y.dtype.kind in "US":
+            if y.ndim != 1:
+                raise DataError(
+                    f"{path}: {yk} of shape {y.shape} holds words; expected one word label "
+                    "per sample (shape (n,))"
+                )
             y = y.astype(str)
         else:
             _check_numeric(y, f"{path}: {yk}")
-            if y.dtype.kind == "f":
-                if y.ndim == 1 and np.all(y == np.round(y)):
-                    y = y.astype(np.int64)
-                else:
-                    y = y.astype(dt)
-            else:
-                y = y.astype(np.int64)
+            y = _numeric_labels(y, dt, f"{path}: {yk}")
     return Table(X.astype(dt), y, None, None, image_shape)
 
 

@@ -853,3 +853,56 @@ def test_mnist_pipeline_dtypes(tmp_path):
         "mnist: classification, 3 training / 2 test samples, 784 features, 10 classes, images 28x28"
     )
     assert Scale(m.value_range[1]).transform(m.X_test).max() == 1.0
+
+
+def test_damaged_or_misnamed_npy_and_npz_files_give_data_errors(tmp_path):
+    X = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "a.npy", X)
+    np.savez(tmp_path / "b.npz", X=X, y=np.arange(4))
+    cases = {
+        "npz-named.npy": ((tmp_path / "b.npz").read_bytes(), "an .npz archive, not an .npy"),
+        "npy-named.npz": ((tmp_path / "a.npy").read_bytes(), "an .npy array, not an .npz"),
+        "cut.npz": ((tmp_path / "b.npz").read_bytes()[:100], "not a readable .npz file"),
+        "cut.npy": ((tmp_path / "a.npy").read_bytes()[:90], "not a readable .npy file"),
+    }
+    for name, (payload, expected) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(payload)
+        with pytest.raises(DataError) as e:
+            load_table(p)
+        assert str(p) in one_line(e) and expected in one_line(e)
+    huge = tmp_path / "huge.npy"  # a header announcing 10**12 rows
+    raw = (tmp_path / "a.npy").read_bytes()
+    huge.write_bytes(raw.replace(b"(4, 3)", b"(1000000000000, 3)".ljust(6)))
+    with pytest.raises(DataError, match=r"huge.npy: .*(too large|not a readable)"):
+        load_table(huge)
+    np.savez(tmp_path / "scalar.npz", X=X, y=np.int64(3))
+    with pytest.raises(DataError, match="y holds a single value for 4 samples"):
+        load_table(tmp_path / "scalar.npz")
+    np.savez(tmp_path / "words2d.npz", X=X, y=np.array([["a", "b"]] * 4))
+    with pytest.raises(DataError, match="holds words; expected one word label per sample"):
+        load_table(tmp_path / "words2d.npz")
+
+
+def test_labels_too_large_for_int64_are_not_corrupted(tmp_path):
+    np.save(tmp_path / "f.npy", np.array([[1.0, 1e20], [2.0, 3.0]]))
+    y = load_table(tmp_path / "f.npy").y
+    assert y.dtype.kind == "f" and y[0] == np.float32(1e20)  # a target value, not a wrapped int
+    np.savez(tmp_path / "f.npz", X=np.ones((2, 1)), y=np.array([1e20, 3.0]))
+    assert load_table(tmp_path / "f.npz").y[0] == np.float32(1e20)
+    np.savez(tmp_path / "u.npz", X=np.ones((2, 1)), y=np.array([2**63, 1], dtype=np.uint64))
+    with pytest.raises(DataError, match="larger than 2\\*\\*63 - 1"):
+        load_table(tmp_path / "u.npz")
+    np.save(tmp_path / "ok.npy", np.array([[1.0, 2.0], [2.0, 0.0]]))
+    assert load_table(tmp_path / "ok.npy").y.dtype == np.int64  # whole numbers: class labels
+
+
+def test_csv_quote_left_open_names_its_line(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('a,b,c\n1,2,"cat\n3,4,5\n6,7,8\n')
+    with pytest.raises(DataError) as e:
+        load_table(p)
+    assert f"{p}: line 2:" in one_line(e)  # was: zip() argument 2 is shorter than argument 1
+    q = tmp_path / "ok.csv"
+    q.write_text('a,b,label\n1,2,"x, y"\n3,4,z\n')
+    assert list(load_table(q).y) == ["x, y", "z"]
