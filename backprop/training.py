@@ -50,12 +50,29 @@ def _evaluate_checked(net, Xc, Yc, loss, batch_size=4096):
     total = 0.0
     correct = 0.0
     n = len(Xc)
+    # With the output activation that the loss fuses with (softmax + cross-entropy, sigmoid +
+    # binary cross-entropy) the loss is computed from the logits, exactly as training computes
+    # it: the same number on the same data, with no clipping of log(a) at a tiny a.
+    layers = getattr(net, "layers", None)
+    last = layers[-1] if layers else None
+    fused = (
+        loss.fused_with is not None
+        and getattr(last, "name", None) == loss.fused_with
+        and hasattr(last, "activation")
+    )
     for s in range(0, n, batch_size):
-        A = net._forward_unchecked(Xc[s : s + batch_size], False)
+        Yb = Yc[s : s + batch_size]
+        if fused:
+            Z = net._forward_unchecked(Xc[s : s + batch_size], False, stop=-1)
+            A = last.forward(Z, False)
+            value = loss.fused(Z, A, Yb)[0]
+        else:
+            A = net._forward_unchecked(Xc[s : s + batch_size], False)
+            value = loss.value(A, Yb)
         m = len(A)
-        total += loss.value(A, Yc[s : s + batch_size]) * m
+        total += value * m
         if loss.classification:
-            correct += _accuracy(A, Yc[s : s + batch_size]) * m
+            correct += _accuracy(A, Yb) * m
     out = {"loss": total / n}
     if loss.classification:
         out["accuracy"] = correct / n

@@ -298,3 +298,16 @@ def test_history_json_is_standard_json_with_nan_as_null(tmp_path):
     assert data["lr"] == [None, None]
     back = History.load_json(p)
     assert back.loss == [1.0, 0.5] and np.isnan(back.lr).all() and np.isnan(back.epoch_time[1])
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_evaluate_gives_the_loss_that_training_minimises(output):
+    # evaluate clipped log(a) at a tiny a while training used the exact logits form: 15.9
+    # against 40 for a confidently wrong sigmoid output, so val_loss and loss disagreed.
+    n_out = 1 if output == "sigmoid" else 3
+    net = MLP([2, 4, n_out], output=output, seed=0)
+    X = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32) * 40
+    y = np.arange(32) % (2 if output == "sigmoid" else 3)
+    value, _ = net.loss_and_grad(X, y)
+    ev = evaluate(net, X, y)
+    assert ev["loss"] == pytest.approx(value, rel=1e-6)
