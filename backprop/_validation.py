@@ -54,10 +54,8 @@ def check_array(
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise TypeError(f"{name} has dtype {arr.dtype}: expected numbers")
+    if arr.dtype.kind not in "biuf":  # not: object, strings, complex, dates, time spans
+        raise TypeError(f"{name} has dtype {arr.dtype}: expected real numbers")
     if arr.ndim != 2:
         hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
         raise ValueError(
@@ -69,8 +67,19 @@ def check_array(
         raise ValueError(
             f"{name} has {arr.shape[1]} features (shape {arr.shape}): expected {n_features}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    original = arr
+    with np.errstate(over="ignore"):  # an overflow is reported below, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if finite:
+        if arr is not original and original.dtype.kind == "f" and not all_finite(arr):
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            v = original[tuple(bad)]
+            if np.isfinite(v):
+                raise ValueError(
+                    f"{name} has {float(v)!r} at row {bad[0]}, column {bad[1]}, beyond the "
+                    f"range of {np.dtype(dtype).name}: expected values within "
+                    f"+-{np.finfo(dtype).max:.3g}"
+                )
         check_finite(arr, name)
     return arr
 
@@ -97,10 +106,8 @@ def check_targets(Y, *, n: int, n_outputs: int, classification: bool, binary: bo
         arr = np.asarray(Y)
     except Exception as exc:
         raise ValueError(f"y could not be read as an array: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise TypeError(f"y has dtype {arr.dtype}: expected numbers")
+    if arr.dtype.kind not in "biuf":  # not: object, strings, complex, dates, time spans
+        raise TypeError(f"y has dtype {arr.dtype}: expected real numbers")
     if arr.shape[:1] != (n,):
         raise ValueError(
             f"y has {arr.shape[0] if arr.ndim else 0} rows: expected {n} (one per sample in X)"

@@ -193,8 +193,11 @@ def fit(
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, Y_val)")
-        Xv = net._check_X(validation_data[0])
-        val = (Xv, net.check_targets(validation_data[1], len(Xv), loss))
+        try:
+            Xv = net._check_X(validation_data[0])
+            val = (Xv, net.check_targets(validation_data[1], len(Xv), loss))
+        except (ValueError, TypeError) as exc:  # say which X and y the message is about
+            raise type(exc)(f"validation_data: {exc}") from None
 
     rng = getattr(net, "rng", None) if seed is None else np.random.default_rng(seed)
     if rng is None:

@@ -190,7 +190,10 @@ def test_bad_construction_is_one_line_error(kwargs, match):
         (np.zeros((4, 3)), [0, 1, np.inf, 0], "non-integer"),
         (np.zeros((2, 3)), np.zeros((2, 3)), r"y row 0 sums to 0: expected one-hot"),
         (np.zeros((2, 3)), [[1, 0, 0], [1, 1, 0]], r"y row 1 sums to 2"),
-        ([["a", "b", "c"]], [0], "expected numbers"),
+        ([["a", "b", "c"]], [0], "expected real numbers"),
+        (np.ones((2, 3), dtype=complex), [0, 1], "complex128: expected real numbers"),
+        (np.ones((2, 3), dtype="m8[s]"), [0, 1], "expected real numbers"),
+        (np.full((2, 3), 1e39), [0, 1], r"1e\+39 at row 0, column 0, beyond the range of float32"),
     ],
 )
 def test_bad_data_is_one_line_error(X, y, match):

@@ -311,3 +311,12 @@ def test_evaluate_gives_the_loss_that_training_minimises(output):
     value, _ = net.loss_and_grad(X, y)
     ev = evaluate(net, X, y)
     assert ev["loss"] == pytest.approx(value, rel=1e-6)
+
+
+def test_bad_validation_data_says_it_is_the_validation_data(rng):
+    X, y = _blobs(rng)
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    with pytest.raises(ValueError, match=r"^validation_data: X has 3 features"):
+        fit(net, X, y, epochs=1, validation_data=(X[:, :3], y))
+    with pytest.raises(ValueError, match=r"^validation_data: y has 5 rows"):
+        fit(net, X, y, epochs=1, validation_data=(X, y[:5]))
