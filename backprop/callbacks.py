@@ -194,11 +194,11 @@ class EarlyStopping(Callback):
             raise ValueError(
                 f"monitor={monitor!r} is invalid: expected val_loss, val_accuracy, loss or accuracy"
             )
-        if int(patience) < 1:
-            raise ValueError(f"patience={patience!r} is invalid: expected an integer >= 1")
+        from ._validation import check_nonneg_float, check_positive_int  # noqa: PLC0415
+
         self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = float(min_delta)
+        self.patience = check_positive_int(patience, "patience")
+        self.min_delta = check_nonneg_float(min_delta, "min_delta")
         self.restore_best = restore_best
         self.mode = "max" if monitor.endswith("accuracy") else "min"
         self.best = None

@@ -17,6 +17,7 @@ number of epochs or of updates, the loss below a threshold, the change of the lo
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from collections.abc import Sequence
@@ -187,6 +188,11 @@ def fit(
     if tol is not None:
         tol = check_nonneg_float(tol, "tol")
     n_iter_no_change = check_positive_int(n_iter_no_change, "n_iter_no_change")
+    if loss_threshold is not None:
+        if isinstance(loss_threshold, bool) or not isinstance(loss_threshold, numbers.Real):
+            raise TypeError(f"loss_threshold={loss_threshold!r} is invalid: expected a number")
+        if math.isnan(loss_threshold):
+            raise ValueError("loss_threshold=nan is invalid: expected a number")
     Xc = net._check_X(X)
     Yc = net.check_targets(Y, len(Xc), loss)
     val = None
@@ -214,6 +220,11 @@ def fit(
         mon = monitor or ("val_loss" if val is not None else "loss")
         if mon.startswith("val_") and val is None:
             raise ValueError(f"early stopping on {mon!r} needs validation_data")
+        if mon.endswith("accuracy") and not loss.classification:
+            raise ValueError(
+                f"early stopping on {mon!r} needs a classification loss, not {loss.name!r}: "
+                "expected monitor='val_loss' or 'loss'"
+            )
         cbs.append(EarlyStopping(monitor=mon, patience=patience, min_delta=min_delta))
 
     if opt_name is not None and opt_name.lower() in FULL_BATCH:

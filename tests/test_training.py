@@ -320,3 +320,37 @@ def test_bad_validation_data_says_it_is_the_validation_data(rng):
         fit(net, X, y, epochs=1, validation_data=(X[:, :3], y))
     with pytest.raises(ValueError, match=r"^validation_data: y has 5 rows"):
         fit(net, X, y, epochs=1, validation_data=(X, y[:5]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(early_stopping=True, patience=2.7), TypeError, "patience=2.7"),
+        (dict(early_stopping=True, patience=True), TypeError, "patience=True"),
+        (dict(early_stopping=True, min_delta=-1), ValueError, "min_delta=-1"),
+        (dict(early_stopping=True, min_delta=float("nan")), ValueError, "min_delta=nan"),
+        (dict(loss_threshold="a"), TypeError, "loss_threshold='a'"),
+        (dict(loss_threshold=float("nan")), ValueError, "loss_threshold=nan"),
+    ],
+)
+def test_stopping_rule_arguments_are_checked(rng, kwargs, error, match):
+    X, y = _blobs(rng)
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    with pytest.raises(error, match=match):
+        fit(net, X, y, epochs=2, validation_data=(X, y), **kwargs)
+
+
+def test_early_stopping_on_accuracy_needs_a_classification_loss(rng):
+    X = rng.normal(size=(30, 2))
+    net = MLP([2, 3, 1], seed=0)
+    with pytest.raises(ValueError, match="'val_accuracy' needs a classification loss"):
+        fit(
+            net,
+            X,
+            X[:, :1],
+            epochs=2,
+            validation_data=(X, X[:, :1]),
+            early_stopping=True,
+            monitor="val_accuracy",
+        )
+    fit(net, X, X[:, :1], epochs=2, loss_threshold=np.float32(0.0))  # a NumPy number is fine
