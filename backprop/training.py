@@ -172,7 +172,8 @@ def fit(
     ------
     TrainingDiverged
         When the loss or the weights become non-finite; the weights of the end of the previous
-        epoch are restored.
+        epoch are restored (with early stopping: those of its best epoch), and the message
+        says which.
 
     Examples
     --------
@@ -419,13 +420,27 @@ def _diverged(trainer, last_good, epoch, what):
     opt = trainer.optimizer
     lr = opt.current_lr() if hasattr(opt, "current_lr") else None
     hint = f" The learning rate ({lr:g}) is probably too high" if lr is not None else ""
+    for cb in trainer.callbacks:  # early stopping may put back its best epoch's weights
+        cb.on_train_end(trainer)
+    best = next(
+        (
+            cb.best_epoch
+            for cb in trainer.callbacks
+            if isinstance(cb, EarlyStopping) and cb.restore_best and cb.best_epoch is not None
+        ),
+        None,
+    )
+    if best is not None:
+        restored = f"those of the best epoch ({best}, early stopping)"
+    elif epoch > 1:
+        restored = f"those of the end of epoch {epoch - 1}"
+    else:
+        restored = "the initial ones"
     msg = (
-        f"training diverged in epoch {epoch}: {what}.{hint}; the weights were restored to the "
-        f"end of epoch {epoch - 1}."
+        f"training diverged in epoch {epoch}: {what}.{hint}; the weights were restored to "
+        f"{restored}."
     )
     trainer.history.stop_reason = msg
-    for cb in trainer.callbacks:
-        cb.on_train_end(trainer)
     raise TrainingDiverged(msg, trainer.history)
 
 

@@ -354,3 +354,36 @@ def test_early_stopping_on_accuracy_needs_a_classification_loss(rng):
             monitor="val_accuracy",
         )
     fit(net, X, X[:, :1], epochs=2, loss_threshold=np.float32(0.0))  # a NumPy number is fine
+
+
+def test_divergence_message_says_which_weights_were_restored(rng):
+    X, y = _blobs(rng)
+    seen = {}
+
+    class Blow(Callback):  # make epoch 4 diverge, after early stopping saw epochs 1-3
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen[epoch] = trainer.net.flat_params.copy()
+            if epoch == 3:
+                trainer.optimizer.lr = 1e12
+
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    with pytest.raises(TrainingDiverged) as exc:
+        fit(
+            net,
+            X,
+            y,
+            optimizer="sgd",
+            lr=0.1,
+            epochs=20,
+            batch_size=8,
+            validation_data=(X, y),
+            early_stopping=True,
+            patience=50,
+            callbacks=[Blow()],
+        )
+    best = exc.value.history.best_epoch
+    assert f"restored to those of the best epoch ({best}, early stopping)" in str(exc.value)
+    np.testing.assert_array_equal(net.flat_params, seen[best])
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    with pytest.raises(TrainingDiverged, match="restored to the initial ones"):
+        fit(net, X, y, optimizer="sgd", lr=1e12, epochs=3, batch_size=8)
