@@ -602,8 +602,27 @@ class Sequential(FlatParams):
 
     def _check_X(self, X, finite: bool = True):
         if self.layers and isinstance(self.layers[0], Embedding):
-            return X
+            return self._check_ids(X)
         return check_array(X, n_features=self.n_in, dtype=self.dtype, finite=finite)
+
+    def _check_ids(self, X) -> np.ndarray:
+        """Word ids for a network that starts with an Embedding: ``(n_samples, context)``
+        integers (their range is the Embedding's to check)."""
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"X could not be read as an array: {exc}") from None
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"X has dtype {arr.dtype}: expected integer word ids")
+        if arr.ndim != 2:
+            raise ValueError(f"X has shape {arr.shape}: expected 2-D (n_samples, context)")
+        if arr.shape[0] == 0:
+            raise ValueError(f"X is empty (shape {arr.shape}): expected at least one sample")
+        if self.n_in is not None and arr.shape[1] != self.n_in:
+            raise ValueError(
+                f"X has {arr.shape[1]} ids per sample (shape {arr.shape}): expected {self.n_in}"
+            )
+        return arr
 
     def forward(self, X, training: bool = False) -> np.ndarray:
         """Outputs after the output activation, shape ``(n_samples, n_out)``."""

@@ -367,3 +367,20 @@ def test_forward_checks_X_up_front_when_the_first_layer_is_not_dense():
     X[1, 0] = -np.inf  # the ReLU would turn it into 0
     with pytest.raises(ValueError, match=r"first at row 1, column 0"):
         net.forward(X)
+
+
+def test_a_network_starting_with_an_embedding_checks_its_ids():
+    net = Sequential([Embedding(10, 2, rng=0), ActivationLayer("tanh"), Dense(6, 4, rng=0)])
+    assert net.n_in == 3  # context inferred from the Dense after it: 6 / 2
+    ids = np.array([[1, 2, 3], [4, 5, 6]])
+    for bad, error, match in [
+        (ids[:, :2], ValueError, r"X has 2 ids per sample \(shape \(2, 2\)\): expected 3"),
+        (ids.astype(float), TypeError, "expected integer word ids"),
+        (ids[0], ValueError, r"expected 2-D \(n_samples, context\)"),
+        (np.zeros((0, 3), int), ValueError, "X is empty"),
+    ]:
+        with pytest.raises(error, match=match):
+            net.forward(bad)
+    assert net.forward(ids.tolist()).shape == (2, 4)  # a list of lists is fine
+    with pytest.raises(ValueError, match="not a multiple of the embedding dimension 2"):
+        Sequential([Embedding(10, 2, rng=0), Dense(5, 4, rng=0)])
