@@ -358,7 +358,11 @@ def _read_header(path) -> tuple[dict, dict, int, int]:
             f"{p}: truncated or not a model file ({size} bytes; a safetensors file starts with "
             "an 8-byte header length)"
         )
-    with open(p, "rb") as fh:
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:  # stat works on a file we may not read
+        raise ModelFileError(f"{p}: cannot read the model file ({exc.strerror})") from None
+    with fh:
         (n,) = struct.unpack("<Q", fh.read(8))
         if n > MAX_HEADER_BYTES:
             raise ModelFileError(
@@ -431,7 +435,10 @@ def _read_header(path) -> tuple[dict, dict, int, int]:
 def _parse_metadata(meta: dict, tensors: dict, path) -> dict:
     p = os.fspath(path)
     version = meta.get("format_version", "")
-    if not version.isdigit():
+    if (
+        not (isinstance(version, str) and version.isascii() and version.isdigit())
+        or len(version) > 9
+    ):
         raise ModelFileError(f"{p}: corrupt model file (format_version {version!r})")
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(
@@ -554,8 +561,11 @@ def load(path):
     p = os.fspath(path)
     meta, tensors, _, _ = _read_header(p)
     metadata = _parse_metadata(meta, tensors, p)
-    with open(p, "rb") as fh:
-        data = fh.read()
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:  # removed or made unreadable since the header was read
+        raise ModelFileError(f"{p}: cannot read the model file ({exc.strerror})") from None
     try:
         arrays = st_load(data)
     except Exception as exc:  # the Rust parser's own checks; should not trigger after ours

@@ -453,3 +453,25 @@ def test_atomic_write_names_the_target_keeps_links_and_permissions(tmp_path):
     atomic_write_bytes(link, b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("version", ["²", "1" * 5000, "-1", ""])
+def test_odd_format_versions_are_model_file_errors(model_file, version):
+    header, raw, n = _header(model_file)
+    header["__metadata__"]["format_version"] = version
+    _write_with_header(model_file, header, raw[8 + n :])
+    with pytest.raises(ModelFileError, match=r"corrupt model file \(format_version"):
+        load(model_file)
+
+
+def test_unreadable_model_file_is_a_model_file_error(model_file, monkeypatch):
+    real_open = open
+
+    def refusing_open(path, *args, **kwargs):
+        if os.fspath(path) == os.fspath(model_file):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    with pytest.raises(ModelFileError, match="cannot read the model file \\(Permission denied\\)"):
+        load(model_file)
