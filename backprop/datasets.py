@@ -594,10 +594,10 @@ def _load_idx_set(
     for split in ("train", "t10k"):
         images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
         ipath, lpath = files[f"{split}-images"], files[f"{split}-labels"]
-        if images.ndim != 3 or images.dtype != np.uint8:
+        if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != (28, 28):
             raise DataError(
                 f"{ipath}: images of shape {images.shape} and type {images.dtype}; "
-                "expected uint8 (n, rows, cols)"
+                "expected uint8 (n, 28, 28)"
             )
         if labels.ndim != 1 or labels.dtype != np.uint8:
             raise DataError(

@@ -246,6 +246,15 @@ def test_fake_set_loads_flattened_with_int64_labels(tmp_path):
     assert X[:, 0].tolist() == [0, 1, 2] and (X[:, 1:] == 7).all()
 
 
+def test_images_of_another_size_are_refused_even_unverified(tmp_path):
+    d = make_fake_set(tmp_path / "d")
+    write_idx(d / (PARTS["train-images"] + ".gz"), np.zeros((3, 10, 10), np.uint8))
+    with pytest.raises(
+        DataError, match=r"images of shape \(3, 10, 10\).*expected uint8 \(n, 28, 28\)"
+    ):
+        load_mnist(d, download=False, verify=False)
+
+
 def test_search_order_data_dir_then_env_then_cache(tmp_path, monkeypatch):
     arg = make_fake_set(tmp_path / "arg", n_train=1)
     env = make_fake_set(tmp_path / "env" / "mnist", n_train=2).parent  # subdirectory layout
