@@ -800,7 +800,12 @@ def cmd_train(args) -> int:
     key = source.strip().lower()
     dtype = args.dtype or "float32"
     ds = _load_data(source, args, dtype)
-    opt = resolve_training_options(args, ds.name if ds.name in RECIPES else key)
+    # A built-in data set's recipe only for the built-in name: a table file called "curve"
+    # (--data ./curve) is the user's data and gets the general defaults.
+    from .datasets import DATASET_NAMES
+
+    builtin = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist"}.get(key, key)
+    opt = resolve_training_options(args, ds.name if builtin in DATASET_NAMES else key)
     dtype = opt["dtype"]
     classification = ds.task == "classification"
 

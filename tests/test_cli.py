@@ -640,3 +640,11 @@ def test_evaluate_json_is_standard_json(in_tmp, capsys):
     out = capsys.readouterr().out
     data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
     assert data["r2"] is None and data["rmse"] >= 0
+
+
+def test_a_table_file_named_like_a_built_in_set_gets_the_general_defaults(in_tmp, capsys):
+    with open("curve", "w") as fh:
+        fh.write("a,b,y\n" + "".join(f"{i},{2 * i},{i % 3}.5\n" for i in range(30)))
+    assert main(["train", "--data", "./curve", "--epochs", "1", "--quiet", "--out", "c.st"]) == 0
+    out = capsys.readouterr().out
+    assert "2 features" in out and "tanh" not in out and "lr 0.003" in out  # not curve's recipe
