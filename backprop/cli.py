@@ -796,6 +796,10 @@ def cmd_train(args) -> int:
     for path, what in ((args.out, "--out"), (args.history_out, "--history-out")):
         check_output_path(path, what)
     check_output_path(args.plot, "--plot")
+    if args.plot:
+        from .plots import image_format
+
+        image_format(args.plot)
     source = args.data if args.data is not None else "digits"
     key = source.strip().lower()
     dtype = args.dtype or "float32"

@@ -40,9 +40,26 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
 
 
+def image_format(path) -> str:
+    """The image format that ``path``'s extension names (``png``, ``pdf``, ``svg``, ...; ``png``
+    when there is none), or a ``ValueError`` listing the ones matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in formats:
+        raise ValueError(
+            f"{os.fspath(path)}: no image format for '.{ext}': expected one of "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
+    return ext or "png"
+
+
 def _save(fig, path) -> str:
+    """Write ``fig`` in the format its extension names, atomically (:func:`image_format`)."""
+    fmt = image_format(path)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
+    fig.savefig(buf, format=fmt, dpi=_DPI)
     atomic_write_bytes(path, buf.getvalue())
     return os.fspath(path)
 

@@ -648,3 +648,17 @@ def test_a_table_file_named_like_a_built_in_set_gets_the_general_defaults(in_tmp
     assert main(["train", "--data", "./curve", "--epochs", "1", "--quiet", "--out", "c.st"]) == 0
     out = capsys.readouterr().out
     assert "2 features" in out and "tanh" not in out and "lr 0.003" in out  # not curve's recipe
+
+
+def test_plots_are_written_in_the_format_their_extension_names(in_tmp, capsys):
+    # A .pdf used to get PNG bytes; an unknown extension is refused before training.
+    assert main(["train", "--data", "xor", "--epochs", "5", "--quiet", "--out", "x.st"]) == 0
+    assert main(["plot", "x.st", "--out", "c.pdf"]) == 0
+    assert main(["plot", "x.st", "--out", "c.svg"]) == 0
+    assert (in_tmp / "c.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (in_tmp / "c.svg").read_bytes()[:500]
+    capsys.readouterr()
+    assert main(["train", "--data", "xor", "--quiet", "--plot", "c.xyz"]) == 1
+    captured = capsys.readouterr()
+    assert "c.xyz: no image format for '.xyz'" in _one_line_error(captured.err)
+    assert "epoch" not in captured.out
