@@ -783,6 +783,19 @@ def check_output_path(path, what: str = "--out") -> None:
         raise PermissionError(f"{what} {path}: the directory {d} is not writable")
 
 
+def _load_mlp(path):
+    """A model file for evaluate and predict: a network of layers, not a language model."""
+    from .io import load
+
+    net = load(path)
+    if not hasattr(net, "n_in"):
+        raise ValueError(
+            f"{path}: a {type(net).__name__} (language model) file: use 'backprop lm eval' or "
+            "'backprop lm generate' with it"
+        )
+    return net
+
+
 def cmd_train(args) -> int:
     from .callbacks import EarlyStopping
     from .datasets import Scale, Standardizer, train_test_split
@@ -1279,9 +1292,8 @@ def _evaluation_data(args, metadata: dict):
 
 
 def cmd_evaluate(args) -> int:
-    from .io import load
 
-    net = load(args.model)
+    net = _load_mlp(args.model)
     meta = net.metadata
     x_scaler, y_scaler = _scalers(meta)
     X_raw, y_raw, desc, image_shape = _evaluation_data(args, meta)
@@ -1403,9 +1415,8 @@ def cmd_predict(args) -> int:
     import csv
 
     from .datasets import load_table
-    from .io import load
 
-    net = load(args.model)
+    net = _load_mlp(args.model)
     meta = net.metadata
     x_scaler, y_scaler = _scalers(meta)
     dtype = str(net.dtype)

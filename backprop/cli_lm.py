@@ -429,6 +429,8 @@ def cmd_eval(args) -> int:
     from .lm_data import EOS_ID, UNK_ID, load_text, ngram_arrays, sentences_to_stream
 
     _set_threads(getattr(args, "threads", None))
+    if args.mix_kn and args.text is not None:  # before any work, not after the report
+        raise ValueError("--mix-kn needs the training corpus (not --text)")
     model, vocab = _load(args.model)
     training = model.metadata.get("training") or {}
     spec = training.get("corpus")

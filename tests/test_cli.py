@@ -662,3 +662,20 @@ def test_plots_are_written_in_the_format_their_extension_names(in_tmp, capsys):
     captured = capsys.readouterr()
     assert "c.xyz: no image format for '.xyz'" in _one_line_error(captured.err)
     assert "epoch" not in captured.out
+
+
+def test_evaluate_and_predict_refuse_a_language_model_file(in_tmp, capsys):
+    from backprop.lm import NeuralLM, save_lm
+    from backprop.lm_data import Vocabulary
+
+    vocab = Vocabulary(min_count=1).fit("a b c a b".split())
+    save_lm(NeuralLM(len(vocab), order=3, dim=4, hidden=5, seed=0), "lm.safetensors", vocab)
+    np.save("x.npy", np.zeros((2, 3)))
+    for argv in (
+        ["evaluate", "lm.safetensors", "--data", "x.npy"],
+        ["predict", "lm.safetensors", "x.npy"],
+    ):
+        assert main(argv) == 1
+        assert "a NeuralLM (language model) file: use 'backprop lm eval'" in _one_line_error(
+            capsys.readouterr().err
+        )
