@@ -229,6 +229,12 @@ def fit(
         cbs.append(EarlyStopping(monitor=mon, patience=patience, min_delta=min_delta))
 
     if opt_name is not None and opt_name.lower() in FULL_BATCH:
+        if opt_kwargs:  # L-BFGS chooses its own steps (line search): nothing would use them
+            given = "schedule" if schedule is not None else f"lr={lr!r}"
+            raise ValueError(
+                f"{given} was given with optimizer={opt_name!r}, which takes no learning rate "
+                "(its line search chooses each step): expected neither"
+            )
         trainer = Trainer(net, opt_name, loss, history, cbs)
         # Full batch: the products are n_samples wide; small ones run on one BLAS thread, and
         # so does SciPy's own BLAS, which L-BFGS loads (imported first, so the limit covers it).

@@ -387,3 +387,10 @@ def test_divergence_message_says_which_weights_were_restored(rng):
     net = MLP([4, 8, 3], output="softmax", seed=0)
     with pytest.raises(TrainingDiverged, match="restored to the initial ones"):
         fit(net, X, y, optimizer="sgd", lr=1e12, epochs=3, batch_size=8)
+
+
+def test_lbfgs_refuses_a_learning_rate_it_would_ignore(rng):
+    X = rng.uniform(-1, 1, size=(20, 1))
+    net = MLP([1, 4, 1], seed=0)
+    with pytest.raises(ValueError, match="lr=0.1 was given with optimizer='lbfgs'"):
+        fit(net, X, X, optimizer="lbfgs", lr=0.1, epochs=2)
