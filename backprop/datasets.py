@@ -553,7 +553,13 @@ def _load_idx_set(
                 f"{spec.name} not found; looked in: {'; '.join(looked)}; download=False, so "
                 f"nothing was downloaded; to fix: {spec.hint}"
             )
-        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, ...
+            raise DataError(
+                f"{spec.name} not found; cannot use the download cache {cache} ({exc.strerror}); "
+                f"to fix: pass cache_dir= a writable directory, or {spec.hint}"
+            ) from None
         found, missing = _find_parts(cache)
         attempts: list[str] = []
         t = DOWNLOAD_TIMEOUT if timeout is None else float(timeout)

@@ -915,3 +915,11 @@ def test_csv_quote_left_open_names_its_line(tmp_path):
     q = tmp_path / "ok.csv"
     q.write_text('a,b,label\n1,2,"x, y"\n3,4,z\n')
     assert list(load_table(q).y) == ["x, y", "z"]
+
+
+def test_a_file_where_the_download_cache_should_be_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("BACKPROP_DATA", raising=False)
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a directory")
+    with pytest.raises(DataError, match="cannot use the download cache .*cache"):
+        load_mnist(cache_dir=blocker, download=True)
