@@ -504,7 +504,10 @@ class Explanation:
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
+        from .callbacks import json_safe  # noqa: PLC0415
+
+        # standard JSON: a diverged run's NaN and infinity are written as null
+        return json.dumps(json_safe(self.to_dict()), indent=indent, allow_nan=False)
 
     def _doc(self, layer=None, unit=None, digits=None):
         layer = self.layer if layer is None else layer
@@ -826,9 +829,19 @@ def explain(
     params = {k: v.copy() for k, v in engine.params.items()}
     n_layers = len(acts)
     step_list = []
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()  # a diverging run is reported once, below, not by NumPy's warnings
     for k in range(1, steps + 1):
         samples = [_trace(acts, params, X[i], Y[i], loss_obj) for i in range(n)]
         data_loss = float(np.mean([s.loss for s in samples]))
+        if not math.isfinite(data_loss) or not all(np.isfinite(v).all() for v in params.values()):
+            if k == 1:
+                errstate.__exit__(None, None, None)
+                raise ValueError(
+                    f"the loss of the first step is {data_loss}: expected a finite number "
+                    "(are the inputs or the weights very large?)"
+                )
+            break  # the previous update diverged: the explanation ends after it
         l2_value, l2_grads = _l2_value_and_grads(params, n_layers, l2, n)
         grads = {}
         for l in range(1, n_layers + 1):
@@ -855,6 +868,7 @@ def explain(
     after = [_trace(acts, params, X[i], Y[i], loss_obj, backward=False) for i in range(n)]
     l2_after, _ = _l2_value_and_grads(params, n_layers, l2, n)
     loss_after = float(np.mean([s.loss for s in after])) + l2_after
+    errstate.__exit__(None, None, None)
 
     notes_default = (
         is_notes
@@ -1399,6 +1413,9 @@ class _Document:
                     kind = "identity output: da/dz = 1, so delta = dC/da"
                 b.append(("h", 3, f"{desc}: {kind}"))
                 for i in units:
+                    if lt.dC_da is None:  # not finite: the updates diverged
+                        rows.append(_Row(dC(i), "not a finite number (diverged)", "nan"))
+                        continue
                     sym, subst = self._dC_da_output(lt, sample.y, i)
                     mid = sym + " = " + subst if subst is not None else sym
                     rows.append(
@@ -1648,6 +1665,16 @@ class _Document:
             self._loss(sample, k, "New loss", multi, prefix="new:")
         before = ex.steps[-1].loss if len(ex.steps) == 1 else ex.steps[0].loss
         change = ex.loss_after - before
+        if not math.isfinite(change):
+            b.append(
+                (
+                    "p",
+                    f"The loss is no longer a finite number: {_fmt(before, self.dg)} -> "
+                    f"{_fmt(ex.loss_after, self.dg)}. The updates diverged: the learning rate "
+                    "is too high for this network and data.",
+                )
+            )
+            return
         verdict = "down" if change < 0 else "up" if change > 0 else "unchanged"
         b.append(
             (
@@ -1674,9 +1701,35 @@ class _Document:
         checks = [s.check for s in ex.steps if s.check]
         if not checks:
             return
-        diff = max(c["engine_max_abs_diff"] for c in checks)
-        rel = max(c["gradcheck_rel_error"] for c in checks)
+        diffs = [c["engine_max_abs_diff"] for c in checks]
+        rels = [c["gradcheck_rel_error"] for c in checks]
         self.blocks.append(("h", 1, "Check"))
+        if not all(math.isfinite(v) for v in diffs + rels):  # max() would skip a NaN
+            self.blocks.append(
+                (
+                    "p",
+                    "The gradients could not be checked: some numbers are no longer finite "
+                    "(the updates diverged).",
+                )
+            )
+            return
+        diff, rel = max(diffs), max(rels)
+        # Central differences of float64 agree to about 1e-7 relative error where the loss is
+        # smooth; a large error means a kink between the two probes (a ReLU at z = 0, say),
+        # where the derivative the formulas use is one-sided: say so instead of claiming it.
+        tol = 1e-4  # explain computes in float64
+        if diff > 1e-6 or rel > tol:
+            self.blocks.append(
+                (
+                    "p",
+                    f"Warning: the gradients above differ from the engine's batched backward pass "
+                    f"by up to {diff:.1e} and from central finite differences by a relative "
+                    f"error of {rel:.1e} (expected below {tol:g}). Where a unit sits exactly at "
+                    "a kink (ReLU at z = 0) the two probes of a finite difference straddle it "
+                    "and the derivative is one-sided; otherwise this is a bug.",
+                )
+            )
+            return
         self.blocks.append(
             (
                 "p",

@@ -471,3 +471,41 @@ def test_installed_command():
 def test_cli_bad_arguments(argv, match, capsys):
     with pytest.raises(ValueError, match=match):
         _run_cli(argv, capsys)
+
+
+def test_check_warns_when_finite_differences_disagree_at_a_relu_kink(capsys):
+    # With x = 0 and zero biases every ReLU sits at z = 0: the one-sided derivative the
+    # formulas use is 0 while central differences see half the slope. It used to say "equals".
+    rc, out = _run_cli(
+        ["--sizes", "2,2,1", "--activation", "relu", "--x", "0,0", "--y", "1", "--color", "never"],
+        capsys,
+    )
+    assert rc == 0
+    assert "Warning: the gradients above differ" in out and "Every gradient above" not in out
+
+
+def test_a_diverging_run_is_explained_up_to_the_divergence(capsys):
+    argv = [
+        "--sizes",
+        "2,2,1",
+        "--activation",
+        "relu",
+        "--output",
+        "identity",
+        "--x",
+        "1,2",
+        "--y",
+        "1",
+        "--lr",
+        "20",
+        "--steps",
+        "200",
+        "--color",
+        "never",
+    ]
+    rc, out = _run_cli(argv, capsys)
+    assert rc == 0  # it crashed with 'NoneType' object is not subscriptable
+    assert "The loss is no longer a finite number" in out and "diverged" in out
+    rc, out = _run_cli([*argv[:-2], "--format", "json"], capsys)
+    assert rc == 0
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
