@@ -109,6 +109,13 @@ def gradcheck(
             0
         ]
 
+    if set(analytic) != set(net.params):  # a parameter without a gradient is a wrong gradient
+        missing = sorted(set(net.params) - set(analytic))
+        extra = sorted(set(analytic) - set(net.params))
+        raise ValueError(
+            f"loss_and_grad returned gradients for {sorted(analytic)}: expected one for every "
+            f"parameter {sorted(net.params)} (missing {missing}, unknown {extra})"
+        )
     numeric = numerical_grad(f, net.params, h=h)
     worst = max(relative_error(analytic[k], numeric[k], floor) for k in analytic)
     if return_details:

@@ -41,3 +41,18 @@ def test_numerical_grad_refuses_a_non_contiguous_parameter():
     params = {"w": np.ones((4, 4))[::2, ::2]}
     with pytest.raises(ValueError, match="not contiguous"):
         numerical_grad(lambda: 0.0, params)
+
+
+def test_gradcheck_refuses_a_gradient_that_leaves_out_a_parameter(monkeypatch):
+    net = MLP([2, 3, 1], activation="tanh", dtype="float64", seed=0)
+    real = net.loss_and_grad
+
+    def without_w2(*args, **kwargs):
+        value, grads = real(*args, **kwargs)
+        grads.pop("W2")
+        return value, grads
+
+    monkeypatch.setattr(net, "loss_and_grad", without_w2)
+    X = np.array([[0.1, 0.2], [0.3, -0.4]])
+    with pytest.raises(ValueError, match=r"missing \['W2'\]"):
+        gradcheck(net, X, [[0.5], [0.1]])
