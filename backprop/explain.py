@@ -821,6 +821,8 @@ def explain(
             y_arr = y_arr.reshape(1)
         elif y_arr.ndim == 1 and y_arr.size == sizes[-1] > 1:
             y_arr = y_arr.reshape(1, -1)
+    elif y_arr.ndim == 2 and y_arr.shape[1] == 1 and sizes[-1] > 1:
+        y_arr = y_arr[:, 0]  # one class label per sample ("--y 0;2")
     Y = engine.check_targets(y_arr, len(X), loss_obj)
     n = len(X)
 

@@ -831,6 +831,8 @@ def make_figures(
             summary = json.loads(summary_path.read_text())
         except (OSError, ValueError):
             summary = {}
+        if not isinstance(summary, dict):  # valid JSON, but not the summary: start afresh
+            summary = {}
     for r in results:
         summary[r.name] = {
             "files": [os.path.basename(f) for f in r.files],

@@ -509,3 +509,11 @@ def test_a_diverging_run_is_explained_up_to_the_divergence(capsys):
     rc, out = _run_cli([*argv[:-2], "--format", "json"], capsys)
     assert rc == 0
     json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+
+
+def test_class_labels_per_sample_may_be_separated_by_semicolons(capsys):
+    base = ["--sizes", "2,2,3", "--output", "softmax", "--x", "1,2;3,4", "--format", "json"]
+    rc, out_semicolons = _run_cli([*base, "--y", "0;2"], capsys)
+    assert rc == 0  # was: y has shape (2, 1): expected (2, 3)
+    rc, out_commas = _run_cli([*base, "--y", "0,2"], capsys)
+    assert rc == 0 and json.loads(out_semicolons) == json.loads(out_commas)
