@@ -665,11 +665,16 @@ class _BaseMLP(BaseEstimator):
                 f"the network is {net.dtype} but dtype={self.dtype!r}: fit with "
                 "warm_start=False to change it"
             )
-        if net.activation != self._hidden_activations(len(hidden)):
+        canonical = {"logistic": "sigmoid", "linear": "identity"}  # the engine's names
+        acts = [canonical.get(a, a) for a in self._hidden_activations(len(hidden))]
+        if net.activation != acts:
             raise ValueError(
                 f"the network has activations {net.activation}: fit with warm_start=False to "
                 "change activation"
             )
+        drops = self._dropouts(len(hidden))
+        if net.dropout != [float(d) for d in drops]:  # a training setting: applied, not refused
+            net.set_dropout(drops)
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
@@ -1147,6 +1152,11 @@ class _BaseMLP(BaseEstimator):
         for k in ("loss_", "best_loss_", "validation_scores_", "best_validation_score_"):
             setattr(model, k, self.__dict__.get(k))
         model.loss_curve_ = list(self.loss_curve_)
+        # The state scikit-learn's _initialize sets on a first fit, which a warm start or
+        # partial_fit of the converted model reads (and does not set again).
+        model._no_improvement_count = 0
+        model._best_coefs = [c.copy() for c in model.coefs_]
+        model._best_intercepts = [b.copy() for b in model.intercepts_]
         if _is_clf(self):
             model.classes_ = self.classes_
             model._label_binarizer = copy.deepcopy(self._label_binarizer)

@@ -902,6 +902,27 @@ class MLP(Sequential):
         self.dropout = [float(d) for d in drops]
         super().__init__(layers, n_in=self.sizes[0])
 
+    def set_dropout(self, dropout) -> None:
+        """Change the dropout rate after each hidden activation (a float, or one per hidden
+        layer), keeping the weights: Dropout layers hold no parameters, so they are added,
+        changed or removed without touching ``params``."""
+        n_hidden = len(self.sizes) - 2
+        drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
+        if len(drops) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
+            )
+        kept = [layer for layer in self.layers if not isinstance(layer, Dropout)]
+        layers, hidden = [], 0
+        for layer in kept:
+            layers.append(layer)
+            if isinstance(layer, ActivationLayer) and hidden < n_hidden:
+                if drops[hidden]:
+                    layers.append(Dropout(drops[hidden], rng=self.rng))
+                hidden += 1
+        self.layers = layers
+        self.dropout = [float(d) for d in drops]
+
     def to_config(self) -> dict:
         return {
             "type": "MLP",

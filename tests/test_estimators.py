@@ -750,3 +750,43 @@ def test_accuracy_on_par_with_sklearn_on_digits():
     sk = _quiet_fit(SkMLPClassifier(**kw), X[tr], y[tr]).score(X[te], y[te])
     ours = _quiet_fit(MLPClassifier(**kw), X[tr], y[tr]).score(X[te], y[te])
     assert ours >= sk - 0.02, (ours, sk)
+
+
+@pytest.mark.parametrize("activation", ["logistic", "linear"])
+def test_continued_training_accepts_scikit_learn_activation_names(activation):
+    # The engine calls them sigmoid and identity; comparing the names refused every
+    # partial_fit after the first and every warm start.
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(activation=activation, random_state=0)
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+        clf.partial_fit(X, y)
+        clf.set_params(warm_start=True, max_iter=3).fit(X, y)
+    assert len(clf.loss_curve_) == 5  # 1 + 1 + 3 epochs
+
+
+def test_warm_start_applies_a_changed_dropout():
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(max_iter=5, warm_start=True, random_state=0).fit(X, y)
+        w = clf.coefs_[0].copy()
+        clf.set_params(dropout=0.5, max_iter=1)
+        assert clf.net_.dropout == [0.0]
+        clf.fit(X, y)
+        assert clf.net_.dropout == [0.5]  # it was silently left at 0
+        assert not np.array_equal(clf.coefs_[0], w)  # the same weights, trained on
+        clf.set_params(dropout=0.0, solver="lbfgs", max_iter=2).fit(X, y)  # refused before
+    assert clf.net_.dropout == [0.0]
+
+
+def test_a_converted_model_keeps_training_in_scikit_learn():
+    X, y = load_iris(return_X_y=True)
+    Xs = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(random_state=0, max_iter=2000).fit(Xs, y)  # converges
+    sk = clf.to_sklearn()
+    sk.partial_fit(Xs, y)  # AttributeError: no attribute '_no_improvement_count'
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.to_sklearn().set_params(warm_start=True, max_iter=5).fit(Xs, y)
