@@ -1076,9 +1076,17 @@ class _BaseMLP(BaseEstimator):
             self.feature_names_in_ = model.feature_names_in_
         self.n_iter_ = model.n_iter_
         self.t_ = getattr(model, "t_", 0)
-        self.loss_ = getattr(model, "loss_", None)
-        self.loss_curve_ = list(getattr(model, "loss_curve_", []))
-        self.best_loss_ = getattr(model, "best_loss_", None)
+        # A regressor's squared error is summed over the outputs here and averaged by
+        # scikit-learn: its numbers, in this estimator's units, so that a warm start compares
+        # like with like (it stopped at once, every epoch looking no better than the copy).
+        scale = float(model.n_outputs_) if not _is_clf(self) else 1.0
+
+        def units(v):
+            return None if v is None else float(v) * scale
+
+        self.loss_ = units(getattr(model, "loss_", None))
+        self.loss_curve_ = [units(v) for v in getattr(model, "loss_curve_", [])]
+        self.best_loss_ = units(getattr(model, "best_loss_", None))
         self.validation_scores_ = getattr(model, "validation_scores_", None)
         self.best_validation_score_ = getattr(model, "best_validation_score_", None)
         self.validation_loss_curve_ = [] if self.validation_scores_ is not None else None
@@ -1149,9 +1157,17 @@ class _BaseMLP(BaseEstimator):
             model.feature_names_in_ = self.feature_names_in_
         model.n_iter_ = self.n_iter_
         model.t_ = self.t_
-        for k in ("loss_", "best_loss_", "validation_scores_", "best_validation_score_"):
+        for k in ("validation_scores_", "best_validation_score_"):
             setattr(model, k, self.__dict__.get(k))
-        model.loss_curve_ = list(self.loss_curve_)
+        # back to scikit-learn's units: its squared error is averaged over the outputs
+        scale = 1.0 if _is_clf(self) else 1.0 / float(self.n_outputs_)
+
+        def units(v):
+            return None if v is None else float(v) * scale
+
+        model.loss_ = units(self.__dict__.get("loss_"))
+        model.best_loss_ = units(self.__dict__.get("best_loss_"))
+        model.loss_curve_ = [units(v) for v in self.loss_curve_]
         # The state scikit-learn's _initialize sets on a first fit, which a warm start or
         # partial_fit of the converted model reads (and does not set again).
         model._no_improvement_count = 0

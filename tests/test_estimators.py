@@ -790,3 +790,21 @@ def test_a_converted_model_keeps_training_in_scikit_learn():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.to_sklearn().set_params(warm_start=True, max_iter=5).fit(Xs, y)
+
+
+def test_conversions_keep_a_multi_output_regressors_loss_in_each_librarys_units():
+    X, y = load_iris(return_X_y=True)
+    Y = np.c_[X[:, 0], y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkMLPRegressor(hidden_layer_sizes=(8,), solver="sgd", max_iter=5, random_state=0)
+        sk.fit(X, Y)
+        ours = MLPRegressor.from_sklearn(sk, dtype="float64")
+        # backprop sums the squared error over the 2 outputs; scikit-learn averages them
+        np.testing.assert_allclose(ours.loss_curve_, 2 * np.array(sk.loss_curve_))
+        np.testing.assert_allclose(ours.to_sklearn().loss_curve_, sk.loss_curve_)
+        assert ours.to_sklearn().best_loss_ == pytest.approx(sk.best_loss_)
+        # a warm start compares like with like: it used to stop at once ("did not improve")
+        ours.set_params(warm_start=True, max_iter=30, n_iter_no_change=10).fit(X, Y)
+    assert ours.loss_curve_[-1] < 2 * sk.loss_curve_[-1]
+    assert len(ours.loss_curve_) > len(sk.loss_curve_) + 11
