@@ -250,7 +250,7 @@ class _Progress:
 
 def cmd_train(args) -> int:
     from .callbacks import TrainingDiverged
-    from .lm import NeuralLM, load_checkpoint, save_lm, train_lm
+    from .lm import NeuralLM, _ppl, load_checkpoint, save_lm, train_lm
     from .lm_data import UNK_ID, Vocabulary, ngram_arrays
 
     if args.anneal and args.max_minutes is None:
@@ -370,8 +370,8 @@ def cmd_train(args) -> int:
         "best_epoch": history.best_epoch,
         "stop_reason": history.stop_reason,
         "interrupted": history.interrupted,
-        "train_ppl": [math.exp(v) for v in history.loss],
-        "valid_ppl": [math.exp(v) for v in history.val_loss],
+        "train_ppl": [_ppl(v) for v in history.loss],
+        "valid_ppl": [_ppl(v) for v in history.val_loss],
         "train_tokens_per_s": (
             history.epochs * len(train) / sum(history.epoch_time) if history.epoch_time else None
         ),
@@ -382,11 +382,11 @@ def cmd_train(args) -> int:
         C, t = ngram_arrays(test, model.order)
         lp = model.log_prob(C, t)
         dt = time.perf_counter() - t0
-        results["test_ppl"] = float(np.exp(-lp.mean()))
-        results["test_ppl_words"] = float(np.exp(-lp[t != 2].mean()))
+        results["test_ppl"] = _ppl(float(-lp.mean()))
+        results["test_ppl_words"] = _ppl(float(-lp[t != 2].mean()))
         results["eval_tokens_per_s"] = len(t) / dt
         if history.best_epoch:
-            results["best_valid_ppl"] = math.exp(history.val_loss[history.best_epoch - 1])
+            results["best_valid_ppl"] = _ppl(history.val_loss[history.best_epoch - 1])
     save_lm(
         model,
         out,

@@ -699,6 +699,12 @@ def from_config(config: dict, seed=None) -> NeuralLM:
     )
 
 
+def _ppl(mean_nll: float) -> float:
+    """Perplexity ``exp(mean negative log-likelihood)``; infinity past float range (a loss above
+    about 709 nats, in a diverging run, made ``math.exp`` raise OverflowError)."""
+    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
+
+
 def perplexity_from_log_probs(log_probs) -> float:
     """``exp(-mean(log_probs))``.
 
@@ -710,7 +716,7 @@ def perplexity_from_log_probs(log_probs) -> float:
     lp = np.asarray(log_probs, dtype=np.float64)
     if lp.size == 0:
         raise ValueError("log_probs is empty: expected at least one token")
-    return float(np.exp(-lp.mean()))
+    return _ppl(float(-lp.mean()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1046,7 +1052,7 @@ def train_lm(
                                 "tokens": state.epoch_tokens,
                                 "tokens_per_s": (state.epoch_tokens - tok_report)
                                 / (now - t_report),
-                                "ppl": math.exp(state.epoch_loss_sum / state.epoch_tokens),
+                                "ppl": _ppl(state.epoch_loss_sum / state.epoch_tokens),
                                 "lr": opt.current_lr(),
                             }
                         )
@@ -1072,7 +1078,7 @@ def train_lm(
                     "event": "epoch",
                     "epoch": state.epoch,
                     "partial": partial,
-                    "train_ppl": math.exp(train_loss),
+                    "train_ppl": _ppl(train_loss),
                     "seconds": state.epoch_seconds,
                     "tokens_per_s": state.epoch_tokens / max(state.epoch_seconds, 1e-9),
                     "lr": opt.current_lr(),
@@ -1091,7 +1097,7 @@ def train_lm(
                             f"lower the learning rate (lr={opt.current_lr():g})"
                         )
                     history.val_loss.append(val_loss)
-                    msg["valid_ppl"] = math.exp(val_loss)
+                    msg["valid_ppl"] = _ppl(val_loss)
                     msg["best"] = val_loss < state.best_loss - min_delta
                     if msg["best"]:
                         state.best_loss, state.bad_epochs = val_loss, 0
@@ -1102,7 +1108,7 @@ def train_lm(
                         if state.bad_epochs >= patience:
                             stop_reason = (
                                 f"early stopping: validation perplexity did not improve for "
-                                f"{patience} epoch(s) (best {math.exp(state.best_loss):.2f} at "
+                                f"{patience} epoch(s) (best {_ppl(state.best_loss):.2f} at "
                                 f"epoch {history.best_epoch})"
                             )
                             state.stop_kind = "early"

@@ -658,3 +658,16 @@ def test_brown_protocol_ids_are_the_ones_the_model_scores():
     words = perplexity_from_log_probs(lm.log_prob(C, t)[t != EOS_ID])
     assert lm.perplexity(ids, exclude_eos=True) == pytest.approx(words)
     assert UNK_ID == 0 and BOS_ID == 1
+
+
+def test_cli_train_with_a_huge_loss_reports_infinite_perplexity(tmp_path, capsys):
+    # A mean loss above ~709 nats made math.exp raise OverflowError mid-training: no model.
+    corpus = _write_toy_corpus(tmp_path / "toy.txt")
+    out = tmp_path / "m.safetensors"
+    code, stdout, err = _cli(
+        ["lm", "train", "--corpus", str(corpus), "--min-count", "1", "--order", "3", "--dim", "4",
+         "--hidden", "3", "--epochs", "1", "--lr", "100", "--out", str(out), "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.is_file()
