@@ -258,10 +258,17 @@ def cmd_train(args) -> int:
     _set_threads(getattr(args, "threads", None))
     out = args.out
     ckpt = args.checkpoint or (os.path.splitext(out)[0] + ".ckpt.safetensors")
-    for path in (out, ckpt):
-        d = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(d):
-            raise FileNotFoundError(f"{d}: no such directory for {path}")
+    from .cli import _make_schedule, check_output_path
+
+    check_output_path(out, "--out")  # before the corpus and the training, not after
+    check_output_path(ckpt, "--checkpoint")
+    if args.schedule != "constant":  # an unknown name or a missing setting, found now
+        _make_schedule(args.schedule, args.lr, 100, 10)
+    if args.valid_fraction + args.test_fraction >= 1:
+        raise ValueError(
+            f"--valid-fraction {args.valid_fraction} and --test-fraction {args.test_fraction} "
+            "leave no text to train on: expected them to add up to less than 1"
+        )
     t_start = time.perf_counter()
     spec, sp = load_corpus(_corpus_spec(args))
     vocab = Vocabulary(args.min_count, args.max_vocab).fit(sp.train)
@@ -322,10 +329,10 @@ def cmd_train(args) -> int:
     optimizer = args.optimizer
     opt_kw = {"lr": args.lr}
     if args.schedule != "constant":
+        from .cli import _make_schedule  # the same schedules, warm-up included, as 'train'
         from .optimizers import get_optimizer
-        from .schedules import get_schedule
 
-        sched = get_schedule(args.schedule, args.lr, total_steps=n_batches * args.epochs)
+        sched = _make_schedule(args.schedule, args.lr, n_batches * args.epochs, n_batches)
         optimizer = get_optimizer(args.optimizer, lr=sched)
     settings = {
         "optimizer": args.optimizer,

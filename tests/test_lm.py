@@ -671,3 +671,30 @@ def test_cli_train_with_a_huge_loss_reports_infinite_perplexity(tmp_path, capsys
     )  # fmt: skip
     assert code == 0, err
     assert out.is_file()
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "warmup+linear", "warmup+cosine", "step"])
+def test_cli_train_takes_every_schedule_that_train_takes(tmp_path, capsys, schedule):
+    corpus = _write_toy_corpus(tmp_path / "toy.txt", n=100)
+    code, _, err = _cli(
+        ["lm", "train", "--corpus", str(corpus), "--min-count", "1", "--order", "3", "--dim", "4",
+         "--hidden", "3", "--epochs", "2", "--schedule", schedule,
+         "--out", str(tmp_path / "m.safetensors"), "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--valid-fraction", "0.5", "--test-fraction", "0.5"], "leave no text to train on"),
+        (["--out", "."], "--out .: is a directory"),
+        (["--schedule", "bogus"], "bogus"),
+    ],
+)
+def test_cli_train_refuses_bad_settings_before_reading_the_corpus(tmp_path, capsys, extra, match):
+    corpus = _write_toy_corpus(tmp_path / "toy.txt", n=50)
+    argv = ["lm", "train", "--corpus", str(corpus), "--out", str(tmp_path / "m.safetensors")]
+    code, out, err = _cli([*argv, *extra], capsys)
+    assert code != 0 and match in err and "tokens" not in out
