@@ -512,7 +512,7 @@ def cmd_generate(args) -> int:
         raise ValueError(
             f"the prompt has words the model does not know: {', '.join(map(repr, unknown[:5]))}"
         )
-    if unknown:
+    if unknown and not args.quiet:
         print(
             f"note: not in the vocabulary, read as <unk>: {', '.join(map(repr, unknown[:5]))}"
             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),

@@ -1449,11 +1449,13 @@ def generate(
         if temperature == 0:
             nxt = int(np.argmax(y))
         else:
-            y = y / temperature
+            # y - max first: a tiny temperature then sends the others to -inf, not inf - inf
+            with np.errstate(over="ignore"):
+                y = (y - y.max()) / temperature
             if top_k is not None and top_k < len(y):
                 cut = np.partition(y, -top_k)[-top_k]
                 y[y < cut] = -np.inf
-            p = np.exp(y - y.max())
+            p = np.exp(y - y.max())  # y.max() is 0 but for the top-k cut
             p /= p.sum()
             nxt = int(rng.choice(len(p), p=p))
         history.append(nxt)

@@ -584,6 +584,12 @@ def test_cli_generate_neighbors_analogy(trained_file, capsys):
     code, out, err = _cli(["lm", "generate", str(model), "--prompt", "zebra", "--seed", "1",
                            "--num", "2"], capsys)  # fmt: skip
     assert code == 0 and "not in the vocabulary" in err and len(out.splitlines()) == 2
+    code, out, err = _cli(["lm", "generate", str(model), "--prompt", "zebra", "--seed", "1",
+                           "--quiet"], capsys)  # fmt: skip
+    assert code == 0 and err == ""  # --quiet: no notes on stderr (this one was printed)
+    code, out, err = _cli(["lm", "generate", str(model), "--prompt", "the", "--seed", "1",
+                           "--temperature", "1e-310"], capsys)  # fmt: skip
+    assert code == 0, err  # was: Probabilities contain NaN (inf - inf)
     code, out, err = _cli(["lm", "generate", str(model), "--prompt", "zebra", "--strict"], capsys)
     assert code == 1 and "zebra" in err and len(err.strip().splitlines()) == 1
     code, out, _ = _cli(["lm", "neighbors", str(model), "cat", "-k", "3"], capsys)
