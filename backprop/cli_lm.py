@@ -502,7 +502,7 @@ def _detok(tokens: list[str]) -> str:
 
 def cmd_generate(args) -> int:
     from .lm import generate
-    from .lm_data import tokenize
+    from .lm_data import prompt_stream, tokenize
 
     model, vocab = _load(args.model)
     spec = (model.metadata.get("training") or {}).get("corpus") or {}
@@ -518,10 +518,19 @@ def cmd_generate(args) -> int:
             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
             file=sys.stderr,
         )
-    if len(prompt) > model.order - 1 and not args.quiet:
+    stream = prompt_stream(prompt)
+    current = stream[len(stream) - stream[::-1].index("</s>") :] if "</s>" in stream else stream
+    if prompt and not current and not args.quiet:
+        print("note: the prompt ends a sentence: the model starts a new one", file=sys.stderr)
+    elif len(current) > model.order - 1 and not args.quiet:
         print(
-            f"note: the model reads the last {model.order - 1} words of the prompt "
-            f"({' '.join(prompt[-(model.order - 1) :])})",
+            f"note: the model reads the last {model.order - 1} words of the prompt's last "
+            f"sentence ({' '.join(current[-(model.order - 1) :])})",
+            file=sys.stderr,
+        )
+    elif len(current) < len(prompt) and not args.quiet:
+        print(
+            f"note: the model reads the prompt's last sentence ({' '.join(current)})",
             file=sys.stderr,
         )
     rng = np.random.default_rng(args.seed)

@@ -1438,8 +1438,10 @@ def generate(
     if top_k is not None:
         top_k = _int_arg(top_k, "top_k", 1)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    from .lm_data import prompt_stream  # noqa: PLC0415
+
     toks, _ = _encode_prompt(vocab, prompt)
-    history = list(vocab.encode(toks))
+    history = list(vocab.encode(prompt_stream(toks)))  # the current sentence is the context
     out: list[str] = []
     banned = [BOS_ID] + ([] if allow_unk else [UNK_ID])
     for _ in range(max_tokens):

@@ -413,6 +413,29 @@ def load_text(
 # ---------------------------------------------------------------------------------------------
 
 
+def prompt_stream(tokens: Sequence[str], *, eos: str = "</s>") -> list[str]:
+    """A prompt's tokens as training saw such text: each complete sentence (ended by
+    ``. ! ? ...``) followed by ``eos``, the unfinished one last, so that the context of the next
+    word is the current sentence only (:func:`context_window`).
+
+    Examples
+    --------
+    >>> prompt_stream(["The", "jury", "said", ".", "It"])
+    ['The', 'jury', 'said', '.', '</s>', 'It']
+    >>> prompt_stream(["It", "rained", "."])
+    ['It', 'rained', '.', '</s>']
+    """
+    toks = list(tokens)
+    if eos in toks:  # already marked by the caller
+        return toks
+    out: list[str] = []
+    for sentence in _split_sentences(toks):
+        out.extend(sentence)
+        if any(t in _FINAL for t in sentence):  # cut at its final mark: complete
+            out.append(eos)
+    return out
+
+
 def sentences_to_stream(sentences: Iterable[Sequence[str]], *, eos: str = "</s>") -> list[str]:
     """Join sentences into one token stream, each sentence followed by ``eos``.
 

@@ -704,3 +704,15 @@ def test_cli_train_refuses_bad_settings_before_reading_the_corpus(tmp_path, caps
     argv = ["lm", "train", "--corpus", str(corpus), "--out", str(tmp_path / "m.safetensors")]
     code, out, err = _cli([*argv, *extra], capsys)
     assert code != 0 and match in err and "tokens" not in out
+
+
+def test_generation_context_is_the_prompts_last_sentence(toy_model):
+    # "the big cat sees the dog . the" must continue a sentence that starts with "the",
+    # exactly as the prompt "the" does: the words before "." are another sentence.
+    lm, vocab = toy_model
+    a = generate(lm, vocab, "the big cat sees the dog . the", temperature=0)
+    assert a == generate(lm, vocab, "the", temperature=0)
+    # a prompt that ends a sentence starts a new one, as the empty prompt does
+    assert generate(lm, vocab, "the dog sees the cat .", temperature=0) == generate(
+        lm, vocab, "", temperature=0
+    )
