@@ -949,6 +949,7 @@ class _BaseMLP(BaseEstimator):
         classes = None
         if _is_clf(self):
             est["y_type"] = self._label_binarizer.y_type_
+            est["classes_dtype"] = self.classes_.dtype.str  # JSON keeps values, not types
             classes = [_jsonable(c) for c in self.classes_]
         return _io.save(
             self.net_,
@@ -1012,7 +1013,14 @@ class _BaseMLP(BaseEstimator):
         self._optimizer = None
         self._best_flat = new.flat_params.copy()
         if _is_clf(self):
-            self._set_classes(np.asarray([_label(c) for c in meta["classes"]]), est["y_type"])
+            labels = np.asarray([_label(c) for c in meta["classes"]])
+            try:  # uint8 labels stay uint8 (a file without or with a bad entry: as read)
+                dt = np.dtype(est.get("classes_dtype"))
+            except (TypeError, ValueError):
+                dt = None
+            if dt is not None and dt.kind in "biuf" and labels.dtype.kind in "biuf":
+                labels = labels.astype(dt)
+            self._set_classes(labels, est["y_type"])
         return self
 
     # -- conversion from and to scikit-learn ---------------------------------------------------

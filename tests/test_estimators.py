@@ -808,3 +808,14 @@ def test_conversions_keep_a_multi_output_regressors_loss_in_each_librarys_units(
         ours.set_params(warm_start=True, max_iter=30, n_iter_no_change=10).fit(X, Y)
     assert ours.loss_curve_[-1] < 2 * sk.loss_curve_[-1]
     assert len(ours.loss_curve_) > len(sk.loss_curve_) + 11
+
+
+def test_save_and_load_keep_the_labels_dtype(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(max_iter=5, random_state=0).fit(X, y.astype(np.uint8))
+    clf.save(tmp_path / "m.safetensors")
+    back = MLPClassifier.load(tmp_path / "m.safetensors")
+    assert back.classes_.dtype == np.uint8 and back.predict(X).dtype == np.uint8
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
