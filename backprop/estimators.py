@@ -1014,10 +1014,12 @@ class _BaseMLP(BaseEstimator):
         self._best_flat = new.flat_params.copy()
         if _is_clf(self):
             labels = np.asarray([_label(c) for c in meta["classes"]])
-            try:  # uint8 labels stay uint8 (a file without or with a bad entry: as read)
-                dt = np.dtype(est.get("classes_dtype"))
-            except (TypeError, ValueError):
-                dt = None
+            dt = None  # uint8 labels stay uint8 (a file without or with a bad entry: as read)
+            if isinstance(est.get("classes_dtype"), str):
+                try:
+                    dt = np.dtype(est["classes_dtype"])
+                except (TypeError, ValueError):
+                    dt = None
             if dt is not None and dt.kind in "biuf" and labels.dtype.kind in "biuf":
                 labels = labels.astype(dt)
             self._set_classes(labels, est["y_type"])
