@@ -158,7 +158,9 @@ def fit(
         Stop when the epoch loss falls below it.
     tol : float, optional
         Stop when the epoch loss changes by less than ``tol`` for ``n_iter_no_change`` epochs
-        in a row (the notes' ``|l - l0| < epsilon``).
+        in a row (the notes' ``|l - l0| < epsilon``). With ``optimizer="lbfgs"`` it is SciPy's
+        gradient tolerance instead (stop when the largest gradient component is ``<= tol``;
+        default 1e-9), as scikit-learn's ``solver="lbfgs"`` uses it.
     callbacks : sequence of Callback
     seed : int or Generator, optional
         Generator for shuffling; defaults to the network's own Generator (so one seed fixes
