@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a network and save it (default: the digits, in seconds)",
         description="Train a multilayer perceptron, report its test accuracy and save it. "
         "Without options it trains 64-100-10 on scikit-learn's bundled digits in seconds. "
-        "Ctrl-C stops training and still saves the best weights so far.",
+        "Ctrl-C stops training and still saves the weights so far (the best ones with "
+        "--early-stopping).",
     )
     _add_data_args(p, required=False)
     p.add_argument(

@@ -1314,7 +1314,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     --------
     >>> from sklearn.datasets import load_iris
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = MLPClassifier((20,), max_iter=500, random_state=0).fit(X / 8, y)
+    >>> clf = MLPClassifier((20,), max_iter=2000, random_state=0).fit(X / 8, y)
     >>> clf.coefs_[0].shape  # (n_in, n_out), as in scikit-learn
     (4, 20)
     >>> clf.net_.params["W1"].shape  # the engine keeps the notes' (n_out, n_in)

@@ -410,7 +410,7 @@ class Explanation:
     Examples
     --------
     >>> ex = explain()
-    >>> ex["z1"].tolist(), round(float(ex["a2"][0]), 4)
+    >>> np.round(ex["z1"], 4).tolist(), round(float(ex["a2"][0]), 4)
     ([-0.9, 0.3], 0.5889)
     >>> print(ex.text())  # doctest: +SKIP
     """

@@ -96,8 +96,11 @@ def gradcheck(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backprop import MLP
     >>> net = MLP([3, 4, 2], activation="tanh", output="softmax", dtype="float64", seed=0)
-    >>> gradcheck(net, rng.normal(size=(5, 3)), [0, 1, 1, 0, 1]) < 1e-6
+    >>> X = np.random.default_rng(0).normal(size=(5, 3))
+    >>> bool(gradcheck(net, X, [0, 1, 1, 0, 1]) < 1e-6)
     True
     """
     _, analytic = net.loss_and_grad(

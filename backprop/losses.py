@@ -249,9 +249,14 @@ class SynapticPlasticity:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backprop import MLP
     >>> net = MLP([2, 3, 1], seed=0)
-    >>> keep = SynapticPlasticity(net.params, lam=10.0)
-    >>> loss, grads = net.loss_and_grad(X, y, regularizers=[keep])
+    >>> keep = SynapticPlasticity(net.params, lam=10.0)  # anchored to the weights now
+    >>> X, y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[1.0], [0.0]])
+    >>> loss, grads = net.loss_and_grad(X, y, regularizers=[keep])  # no pull yet: theta = theta'
+    >>> loss == net.loss_and_grad(X, y)[0]
+    True
     """
 
     def __init__(self, anchor: Mapping[str, np.ndarray], importance=None, lam: float = 1.0):

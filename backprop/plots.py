@@ -266,7 +266,9 @@ def plot_fit(
     Examples
     --------
     >>> X, y = make_curve(100, seed=0)  # doctest: +SKIP
-    >>> plot_fit(net, X, y, "fit.png", true_fn=lambda x: x + 0.3 * np.sin(2 * np.pi * x))
+    >>> def curve(x):
+    ...     return x + 0.3 * np.sin(2 * np.pi * x)
+    >>> plot_fit(net, X, y, "fit.png", true_fn=curve)  # doctest: +SKIP
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

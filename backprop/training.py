@@ -179,8 +179,13 @@ def fit(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backprop import MLP
+    >>> X, y = np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), np.array([0, 1, 1, 0])  # XOR
     >>> net = MLP([2, 2, 1], activation="tanh", output="sigmoid", seed=1)
     >>> hist = fit(net, X, y, optimizer="adam", lr=0.05, epochs=500, batch_size=4)
+    >>> bool(hist.loss[-1] < 0.01)
+    True
     """
     loss = get_loss(loss if loss is not None else net.default_loss())
     epochs = check_positive_int(epochs, "epochs")
