@@ -207,8 +207,8 @@ def notes_discrepancies(res: dict | None = None) -> list[str]:
         )
     if np.isclose(N["db2"], g["b2"][0], atol=6e-4):
         out.append(
-            f"dC0/db2 = {g['b2'][0]:.5f} in the notes matches C0, so the notes mix the two losses: "
-            "weights from 1/2 (a - y)^2, bias from (a - y)^2."
+            f"dC0/db2 = {N['db2']:g} in the notes matches C0 ({g['b2'][0]:.5f}), so the notes "
+            "mix the two losses: weights from 1/2 (a - y)^2, bias from (a - y)^2."
         )
     w2_from_notes = np.array(SEED000_PARAMS["W2"][0]) - SEED000_LR * notes_dw
     out.append(
