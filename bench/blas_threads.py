@@ -5,7 +5,9 @@ alternating one and two BLAS threads, and prints each run's wall time and the pr
 On a machine whose cores are not always equally fast (a virtual machine sharing its host), runs
 come in two speeds, in periods of tens of seconds. Two-thread runs suffer most: OpenBLAS splits
 each product evenly between its threads and waits for the slower one, so both threads' CPU time
-doubles. See docs/performance.md.
+doubles. See docs/performance.md. (``fit``'s own rule that runs small products on one thread,
+``backprop.training.SMALL_PRODUCT``, is switched off here. The one-thread runs' CPU time can
+exceed their wall time: OpenBLAS's idle second thread spins a while after each switch.)
 
 It then checks whether the matrix products of a training step give bit-identical results with
 one and two threads. They do not all do so, which is why ``fit`` never switches the thread count
@@ -32,11 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHAPES = [(100, 784, 128), (10, 100, 128), (256, 784, 128), (800, 800, 128), (100, 784, 16)]
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return value
+
+
 def runs(pairs: int, hidden: int, batch: int) -> dict[int, list[tuple[float, float]]]:
     from train_speed import load_data
 
     import backprop as bp
+    import backprop.training as training
 
+    # fit runs small products (batch x n_in x n_out < SMALL_PRODUCT) on one BLAS thread by
+    # itself; switched off here, so that "2 threads" means two at every batch size.
+    training.SMALL_PRODUCT = 0
     X, y, _, _, source = load_data()
     print(f"data: {source}; 784-{hidden}-10, batch {batch}, one epoch per run")
     out: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
@@ -82,9 +95,9 @@ def agreement() -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=10)
-    ap.add_argument("--hidden", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--pairs", type=_positive, default=10)
+    ap.add_argument("--hidden", type=_positive, default=100)
+    ap.add_argument("--batch-size", type=_positive, default=128)
     args = ap.parse_args(argv)
     res = runs(args.pairs, args.hidden, args.batch_size)
     print()

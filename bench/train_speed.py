@@ -24,7 +24,9 @@ Protocol (docs/performance.md has the results and the discussion):
   torch, backprop, ...), so a change of machine load hits all of them alike.
 - Threads: the workers are started with ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` set to
   ``--threads``, NumPy's BLAS is limited with threadpoolctl and PyTorch with
-  ``torch.set_num_threads``.
+  ``torch.set_num_threads``. That is a cap: backprop's ``fit`` runs steps whose products are
+  small (``backprop.training.SMALL_PRODUCT``: batch x n_in x n_out under 4 million, here
+  configuration d) on one thread by its own rule, which the users of the library get too.
 - GEMM bound: the matrix products of one training step at the configuration's shapes (forward
   ``A @ W.T``, ``dW = delta.T @ A`` and, except in the first layer, ``delta @ W``), each timed
   with NumPy (best of many, in samples-in-rows and in feature-major layout, the faster counts)
@@ -34,7 +36,8 @@ Protocol (docs/performance.md has the results and the discussion):
 - Memory: the peak resident set size of the worker while it trains (``VmHWM`` after resetting it
   through ``/proc/self/clear_refs``), next to the size of the float32 training data. Every worker
   returns the heap freed while loading the data to the OS first (``malloc_trim``).
-- Inference: ``forward`` over the 60,000 training images (best of the repeats), as samples/s.
+- Inference: ``forward`` over the 60,000 training images, timed 5 times after the last repeat of
+  configuration a; the best and the median, as samples/s.
 
 ``--libs`` picks the workers: ``backprop``, ``backprop-numpy`` (backprop with its Numba kernels
 switched off, ``BACKPROP_NUMBA=0``), ``sklearn``, ``torch``. ``--json PATH`` saves the raw numbers.
@@ -871,14 +874,24 @@ def run_configuration(key, workers, args, n, bounds, results):
             )
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="configurations a and d, 3 repeats")
     ap.add_argument("--configs", default=None, help="comma-separated keys from a,b,c,d")
     ap.add_argument("--libs", default=",".join(LIBS))
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=_positive, default=None)
+    ap.add_argument("--epochs", type=_positive, default=1)
+    ap.add_argument("--threads", type=_positive, default=2)
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
     ap.add_argument(
         "--no-warmup",
