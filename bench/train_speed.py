@@ -919,6 +919,9 @@ def main() -> None:
         worker(args.worker, args.threads)
         return
     args.configs = (args.configs or ",".join(QUICK if args.quick else CONFIGS)).split(",")
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        ap.error(f"unknown configuration {', '.join(unknown)}: expected keys from a,b,c,d")
     if args.profile:
         print(profile(args.configs, 0.3 if args.quick else 1.0))
         return
