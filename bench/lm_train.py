@@ -256,7 +256,14 @@ def run(args) -> None:
                 model,
                 args.out,
                 vocab,
-                training={"recipe": r, "results": {"train_seconds": info["train_seconds"]}},
+                training={
+                    "recipe": r,
+                    "results": {
+                        "train_seconds": info["train_seconds"],
+                        "train_tokens_per_s": info["train_tokens_per_s"],
+                        "wall_seconds": time.perf_counter() - t_all,
+                    },
+                },
                 history=hist,
             )
             print(f"wrote {args.out}")
@@ -274,7 +281,12 @@ def run(args) -> None:
         return float(np.exp(-np.mean(lp)))
 
     rows = [
-        ("neural LM (this run)", ppl(lp_valid), ppl(lp_test), ppl(lp_test[words])),
+        (
+            f"neural LM ({'from ' + os.path.basename(args.model) if args.model else 'this run'})",
+            ppl(lp_valid),
+            ppl(lp_test),
+            ppl(lp_test[words]),
+        ),
     ]
     kn_test = {}
     for n in (3, 5):
