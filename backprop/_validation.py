@@ -13,6 +13,8 @@ FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 def as_dtype(dtype) -> np.dtype:
     """Resolve ``"float32"``/``"float64"`` (or the NumPy types) to a dtype; others are refused."""
+    if dtype is None:  # np.dtype(None) is float64: a silent choice the caller did not make
+        raise ValueError("dtype=None is not supported: expected 'float32' or 'float64'")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -173,3 +175,18 @@ def check_nonneg_float(value, name: str) -> float:
     if not np.isfinite(v) or v < 0:
         raise ValueError(f"{name}={value!r} is invalid: expected a finite number >= 0")
     return v
+
+
+def as_rng(seed, name: str = "seed") -> np.random.Generator:
+    """A Generator from ``seed``: None (fresh entropy), a non-negative int or a Generator
+    (returned as is); anything else is a one-line error naming ``name``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(
+                f"{name}={seed!r} is invalid: expected None, an integer >= 0 or a Generator"
+            )
+        if seed < 0:
+            raise ValueError(f"{name}={seed!r} is invalid: expected an integer >= 0")
+    return np.random.default_rng(seed)

@@ -103,9 +103,9 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 def _rng(seed: Any) -> np.random.Generator:
     """One Generator from ``None``, an int or a Generator (returned as is)."""
-    if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
-        raise TypeError(f"seed={seed!r} is not valid; expected None, an int or a Generator")
-    return np.random.default_rng(seed)
+    from ._validation import as_rng  # noqa: PLC0415
+
+    return as_rng(seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1258,6 +1258,9 @@ def train_test_split(
     """
     if not (isinstance(test_size, (int, float, np.floating)) and 0 < test_size < 1):
         raise ValueError(f"test_size={test_size!r} is not valid; expected a fraction in (0, 1)")
+    X, y = np.asarray(X), np.asarray(y)  # lists too
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError("X and y must hold one row per sample; got a single value")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples and y {len(y)}; expected the same number")
     n = len(y)
@@ -1266,7 +1269,12 @@ def train_test_split(
     rng = _rng(seed)
     n_test = min(max(int(math.floor(test_size * n + 0.5)), 1), n - 1)
     if stratify:
-        _, inv = np.unique(np.asarray(y), return_inverse=True)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y of shape {y.shape} cannot stratify the split: expected 1-D class labels, or "
+                "stratify=False (for one-hot rows, stratify by y.argmax(axis=1) yourself)"
+            )
+        _, inv = np.unique(y, return_inverse=True)
         inv = inv.reshape(-1)
         counts = np.bincount(inv)
         exact = test_size * counts

@@ -228,6 +228,11 @@ def save(
         raise TypeError(f"net is a {type(net).__name__}: expected a backprop network")
     config = _to_jsonable(net.to_config(), "net.to_config()")
     if classes is not None:
+        if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+            raise TypeError(
+                f"classes={classes!r} is not a sequence of labels: expected e.g. [0, 1, 2] or "
+                "['cat', 'dog']"
+            )
         classes = _to_jsonable(list(classes), "classes")
         if any(isinstance(c, (dict, list)) for c in classes):
             raise TypeError("classes holds a list or dict: expected labels (int, str, ...)")
@@ -253,6 +258,14 @@ def save(
             raise ValueError(
                 f"{key} is nested more than {_MAX_DEPTH} levels deep: expected at most "
                 f"{_MAX_DEPTH} (model files refuse deeper metadata)"
+            )
+    n_out = getattr(net, "n_out", None)
+    if classes is not None and n_out is not None:  # as load checks it
+        n = len(classes)
+        if n != n_out and not (n == 2 and n_out == 1):
+            raise ValueError(
+                f"classes has {n} labels for a network with {n_out} outputs: expected {n_out}"
+                + (" (or 2 for one sigmoid output)" if n_out == 1 else "")
             )
     problem = _preprocessing_problem(values["preprocessing"], net)
     if problem:

@@ -25,9 +25,11 @@ from . import _kernels
 from ._validation import (
     all_finite,
     as_dtype,
+    as_rng,
     check_array,
     check_finite,
     check_nonneg_float,
+    check_positive_int,
     check_targets,
 )
 from .activations import Activation, get_activation
@@ -49,9 +51,7 @@ __all__ = [
 
 
 def _rng(rng) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
+    return as_rng(rng, "rng")
 
 
 class Layer:
@@ -147,7 +147,8 @@ class Dense(Layer):
 
     def __init__(self, n_in: int, n_out: int, *, init="glorot_uniform", rng=None, dtype="float32"):
         super().__init__()
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
         dt = as_dtype(dtype)
         rng = _rng(rng)
         self.params = {
@@ -330,7 +331,9 @@ class Maxout(Layer):
         super().__init__()
         if int(k) < 1:
             raise ValueError(f"maxout k={k!r} is invalid: expected an integer >= 1")
-        self.n_in, self.n_out, self.k = int(n_in), int(n_out), int(k)
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
+        self.k = check_positive_int(k, "k")
         dt = as_dtype(dtype)
         rng = _rng(rng)
         rows = self.n_out * self.k
@@ -389,7 +392,8 @@ class Embedding(Layer):
 
     def __init__(self, n_vocab: int, dim: int, *, init=None, rng=None, dtype="float32"):
         super().__init__()
-        self.n_vocab, self.dim = int(n_vocab), int(dim)
+        self.n_vocab = check_positive_int(n_vocab, "n_vocab")
+        self.dim = check_positive_int(dim, "dim")
         dt = as_dtype(dtype)
         init = init or {"name": "normal", "sigma": 0.01}
         self.params = {
@@ -884,7 +888,7 @@ class MLP(Sequential):
                 f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
             )
         dt = as_dtype(dtype)
-        self.rng = _rng(seed)
+        self.rng = as_rng(seed)
         act_objs = [get_activation(a) for a in acts]
         out_obj = get_activation(output)
         layers: list[Layer] = []
@@ -980,7 +984,7 @@ def from_config(config: dict, seed=None) -> Sequential:
         }
         return MLP(seed=seed, **kwargs)
     dtype = config.get("dtype", "float32")
-    rng = _rng(seed)
+    rng = as_rng(seed)
     layers = [_layer_from_config(c, dtype, rng) for c in config.get("layers", [])]
     net = Sequential(layers, n_in=config.get("n_in"))
     net.rng = rng

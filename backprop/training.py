@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _kernels
-from ._validation import check_nonneg_float, check_positive_int
+from ._validation import as_rng, check_nonneg_float, check_positive_int
 from .callbacks import Callback, EarlyStopping, History, TrainingDiverged
 from .losses import get_loss
 from .optimizers import FULL_BATCH, get_optimizer, minimize_lbfgs
@@ -213,7 +213,7 @@ def fit(
         except (ValueError, TypeError) as exc:  # say which X and y the message is about
             raise type(exc)(f"validation_data: {exc}") from None
 
-    rng = getattr(net, "rng", None) if seed is None else np.random.default_rng(seed)
+    rng = getattr(net, "rng", None) if seed is None else as_rng(seed)
     if rng is None:
         rng = np.random.default_rng()
     opt_kwargs = {}

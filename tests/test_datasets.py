@@ -923,3 +923,17 @@ def test_a_file_where_the_download_cache_should_be_is_a_data_error(tmp_path, mon
     blocker.write_text("not a directory")
     with pytest.raises(DataError, match="cannot use the download cache .*cache"):
         load_mnist(cache_dir=blocker, download=True)
+
+
+def test_train_test_split_takes_lists_and_explains_2d_labels():
+    X = [[float(i)] for i in range(10)]
+    y = [0] * 5 + [1] * 5
+    X_tr, X_te, y_tr, y_te = ds.train_test_split(X, y, 0.4, seed=0)
+    assert X_te.shape == (4, 1) and sorted(y_te.tolist()) == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match=r"cannot stratify the split: expected 1-D class labels"):
+        ds.train_test_split(np.zeros((10, 2)), np.eye(2)[np.array(y)])
+    assert (
+        len(ds.train_test_split(np.zeros((10, 2)), np.eye(2)[np.array(y)], stratify=False)[1]) == 2
+    )
+    with pytest.raises(ValueError, match="seed=-1 is invalid"):
+        ds.train_test_split(X, y, seed=-1)

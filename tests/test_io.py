@@ -475,3 +475,17 @@ def test_unreadable_model_file_is_a_model_file_error(model_file, monkeypatch):
     monkeypatch.setattr("builtins.open", refusing_open)
     with pytest.raises(ModelFileError, match="cannot read the model file \\(Permission denied\\)"):
         load(model_file)
+
+
+def test_save_refuses_classes_that_do_not_fit_the_outputs(tmp_path):
+    net = MLP([3, 4, 2], output="softmax", seed=0)
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(ValueError, match="classes has 3 labels for a network with 2 outputs"):
+        save(net, path, classes=["x", "y", "z"])
+    with pytest.raises(TypeError, match="not a sequence of labels"):
+        save(net, path, classes="xy")
+    with pytest.raises(TypeError, match="not a sequence of labels"):
+        save(net, path, classes=3)
+    assert not path.exists()
+    save(MLP([3, 4, 1], output="sigmoid", seed=0), path, classes=["no", "yes"])  # fine
+    assert load(path).metadata["classes"] == ["no", "yes"]

@@ -384,3 +384,22 @@ def test_a_network_starting_with_an_embedding_checks_its_ids():
     assert net.forward(ids.tolist()).shape == (2, 4)  # a list of lists is fine
     with pytest.raises(ValueError, match="not a multiple of the embedding dimension 2"):
         Sequential([Embedding(10, 2, rng=0), Dense(5, 4, rng=0)])
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: Dense(0, 3), ValueError, r"n_in=0 is invalid: expected an integer >= 1"),
+        (lambda: Dense(2.5, 3), TypeError, r"n_in=2.5 is invalid"),
+        (lambda: Dense(True, 3), TypeError, r"n_in=True is invalid"),
+        (lambda: Maxout(3, 0), ValueError, r"n_out=0 is invalid"),
+        (lambda: Embedding(0, 3), ValueError, r"n_vocab=0 is invalid"),
+        (lambda: MLP([2, 3, 1], dtype=None), ValueError, r"dtype=None is not supported"),
+        (lambda: MLP([2, 3, 1], seed="abc"), TypeError, r"seed='abc' is invalid"),
+        (lambda: MLP([2, 3, 1], seed=-1), ValueError, r"seed=-1 is invalid"),
+        (lambda: Dense(2, 3, rng="x"), TypeError, r"rng='x' is invalid"),
+    ],
+)
+def test_constructors_refuse_bad_sizes_dtypes_and_seeds(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
