@@ -103,6 +103,19 @@ def gradcheck(
     >>> bool(gradcheck(net, X, [0, 1, 1, 0, 1]) < 1e-6)
     True
     """
+    if getattr(net, "dtype", None) != np.float64:
+        raise ValueError(
+            f"the network has dtype {getattr(net, 'dtype', None)}: gradcheck needs float64 "
+            "(in float32 a central difference with h = 1e-6 is mostly rounding); build it with "
+            "dtype='float64'"
+        )
+    for value, name in ((h, "h"), (floor, "floor")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"{name}={value!r} is invalid: expected a positive number")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name}={value!r} is invalid: expected a finite number > 0")
+    if not net.params:
+        raise ValueError("the network has no parameters: nothing to check")
     _, analytic = net.loss_and_grad(
         X, Y, loss=loss, l2=l2, regularizers=regularizers, training=False
     )

@@ -34,7 +34,7 @@ from ._validation import (
 )
 from .activations import Activation, get_activation
 from .init import default_init_for, initialize
-from .losses import CrossEntropy, default_loss_for, get_loss
+from .losses import BinaryCrossEntropy, CrossEntropy, default_loss_for, get_loss
 
 __all__ = [
     "Layer",
@@ -769,6 +769,25 @@ class Sequential(FlatParams):
                 self.grads[k] += v
         return value
 
+    def _check_loss(self, loss) -> None:
+        """Cross-entropy needs the output it is the negative log-likelihood of: a softmax over
+        two or more units; binary cross-entropy a sigmoid. Other pairs train to nonsense
+        (a sigmoid under cross-entropy drives every output to 1) without an error."""
+        out = self.output_activation
+        if type(loss) is CrossEntropy and not (out == "softmax" and self.n_out >= 2):
+            got = f"a {out} output" if out else "no output activation"
+            raise ValueError(
+                f"loss 'cross_entropy' needs a softmax output over 2 or more units, not {got} "
+                f"of {self.n_out} unit(s): expected output='softmax', or "
+                "loss='binary_cross_entropy' for sigmoid outputs"
+            )
+        if type(loss) is BinaryCrossEntropy and out != "sigmoid":
+            raise ValueError(
+                f"loss 'binary_cross_entropy' needs sigmoid outputs, not "
+                f"{out or 'no output activation'}: expected output='sigmoid', or "
+                "loss='cross_entropy' for a softmax output"
+            )
+
     def default_loss(self) -> str:
         return default_loss_for(self.output_activation or "identity")
 
@@ -805,6 +824,7 @@ class Sequential(FlatParams):
             Same keys and shapes as ``params`` (copies).
         """
         loss = get_loss(loss if loss is not None else self.default_loss())
+        self._check_loss(loss)
         l2 = check_nonneg_float(l2, "l2")
         Xc = self._check_X(X)
         Yc = self.check_targets(Y, len(Xc), loss)

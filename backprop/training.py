@@ -42,6 +42,9 @@ def _accuracy(A: np.ndarray, Y: np.ndarray) -> float:
 def evaluate(net, X, Y, loss=None, batch_size: int = 4096) -> dict:
     """Loss (and accuracy for classification losses) of ``net`` on ``(X, Y)``, dropout off."""
     loss = get_loss(loss if loss is not None else net.default_loss())
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if hasattr(net, "_check_loss"):
+        net._check_loss(loss)
     Xc = net._check_X(X)
     Yc = net.check_targets(Y, len(Xc), loss)
     return _evaluate_checked(net, Xc, Yc, loss, batch_size)
@@ -187,7 +190,13 @@ def fit(
     >>> bool(hist.loss[-1] < 0.01)
     True
     """
+    if not hasattr(net, "_loss_grad"):
+        raise TypeError(
+            f"net is a {type(net).__name__}: expected a backprop network (MLP, Sequential)"
+        )
     loss = get_loss(loss if loss is not None else net.default_loss())
+    if hasattr(net, "_check_loss"):
+        net._check_loss(loss)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     l2 = check_nonneg_float(l2, "l2")
@@ -223,7 +232,20 @@ def fit(
         opt_kwargs["lr"] = lr
     opt_name = optimizer if isinstance(optimizer, str) else None
     history = History()
-    cbs = list(callbacks)
+    cbs = _checked_list(callbacks, "callbacks", lambda c: isinstance(c, Callback), "a Callback")
+    regularizers = _checked_list(
+        regularizers,
+        "regularizers",
+        lambda r: callable(getattr(r, "value_and_grad", None)),
+        "an object with value_and_grad(params), e.g. SynapticPlasticity",
+    )
+    if isinstance(schedule, str):
+        raise TypeError(
+            f"schedule={schedule!r} is a name: expected a schedule object, e.g. "
+            "backprop.schedules.cosine(lr, total_steps=...) or get_schedule(name, lr, ...)"
+        )
+    if monitor is not None and not isinstance(monitor, str):
+        raise TypeError(f"monitor={monitor!r} is invalid: expected 'val_loss', 'loss', ... ")
     if early_stopping:
         mon = monitor or ("val_loss" if val is not None else "loss")
         if mon.startswith("val_") and val is None:
@@ -401,6 +423,22 @@ with two; batch 32, 0.44 s against 0.78 s; batch 64 (5 million multiply-adds) ab
 to 0 to keep the BLAS's own thread count."""
 
 _controller = []
+
+
+def _checked_list(value, name: str, ok, what: str) -> list:
+    """``value`` as a list whose every item passes ``ok``, or a one-line TypeError."""
+    if value is None:
+        return []
+    if ok(value):  # one item where a sequence is expected
+        raise TypeError(f"{name} is a single {type(value).__name__}: expected a list of them")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{name} is a {type(value).__name__}: expected a list of {what}") from None
+    for i, item in enumerate(items):
+        if not ok(item):
+            raise TypeError(f"{name}[{i}] is a {type(item).__name__}: expected {what}")
+    return items
 
 
 def _small_product_blas_limit(net, batch_size):

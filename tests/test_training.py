@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backprop import MLP, Callback, TrainingDiverged, evaluate, fit
+from backprop import MLP, Callback, TrainingDiverged, evaluate, fit, gradcheck
 from backprop.schedules import step_decay
 
 
@@ -394,3 +394,62 @@ def test_lbfgs_refuses_a_learning_rate_it_would_ignore(rng):
     net = MLP([1, 4, 1], seed=0)
     with pytest.raises(ValueError, match="lr=0.1 was given with optimizer='lbfgs'"):
         fit(net, X, X, optimizer="lbfgs", lr=0.1, epochs=2)
+
+
+@pytest.mark.parametrize(
+    "output, loss, match",
+    [
+        ("sigmoid", "cross_entropy", "needs a softmax output over 2 or more units, not a sigmoid"),
+        ("identity", "cross_entropy", "not a identity output"),
+        ("softmax", "binary_cross_entropy", "needs sigmoid outputs, not softmax"),
+    ],
+)
+def test_a_loss_and_an_output_that_do_not_belong_together_are_refused(rng, output, loss, match):
+    # A sigmoid under cross-entropy trained every output to 1 without a word.
+    net = MLP([4, 5, 1 if output == "sigmoid" else 3], output=output, seed=0)
+    X = rng.normal(size=(6, 4))
+    Y = np.ones((6, net.n_out)) / net.n_out
+    with pytest.raises(ValueError, match=match):
+        fit(net, X, Y, loss=loss, epochs=1)
+    with pytest.raises(ValueError, match=match):
+        net.loss_and_grad(X, Y, loss=loss)
+    with pytest.raises(ValueError, match=match):
+        evaluate(net, X, Y, loss=loss)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(callbacks=[None]), r"callbacks\[0\] is a NoneType: expected a Callback"),
+        (dict(callbacks="x"), r"callbacks\[0\] is a str"),
+        (dict(regularizers=[{}]), r"regularizers\[0\] is a dict"),
+        (dict(schedule="cosine"), r"schedule='cosine' is a name"),
+        (dict(early_stopping=True, monitor=1), r"monitor=1 is invalid"),
+    ],
+)
+def test_fit_checks_its_callbacks_regularizers_schedule_and_monitor(rng, kwargs, match):
+    X, y = _blobs(rng)
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    with pytest.raises(TypeError, match=match):
+        fit(net, X, y, epochs=1, **kwargs)
+
+
+def test_a_single_callback_is_not_taken_for_a_list(rng):
+    from backprop.callbacks import EarlyStopping
+
+    X, y = _blobs(rng)
+    with pytest.raises(TypeError, match="callbacks is a single EarlyStopping: expected a list"):
+        fit(MLP([4, 8, 3], output="softmax", seed=0), X, y, callbacks=EarlyStopping())
+
+
+def test_evaluate_batch_size_and_gradcheck_arguments_are_checked(rng):
+    X, y = _blobs(rng)
+    net = MLP([4, 8, 3], output="softmax", seed=0)
+    for bad in (0, -1, 2.5):
+        with pytest.raises((TypeError, ValueError), match="batch_size"):
+            evaluate(net, X, y, batch_size=bad)
+    with pytest.raises(ValueError, match="gradcheck needs float64"):
+        gradcheck(net, X[:3], y[:3])
+    net64 = MLP([4, 3, 3], output="softmax", seed=0, dtype="float64")
+    with pytest.raises(ValueError, match="h=0 is invalid"):
+        gradcheck(net64, X[:3], y[:3], h=0)
