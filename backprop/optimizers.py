@@ -198,6 +198,12 @@ class Optimizer:
             optimizer's state was made for a parameter of another shape or dtype. Nothing is
             updated then.
         """
+        for what, m in (("params", params), ("grads", grads)):
+            if not isinstance(m, Mapping):
+                raise TypeError(
+                    f"{what} is a {type(m).__name__}: expected a dict of arrays, e.g. "
+                    "{'flat': theta} (and the gradients under the same keys)"
+                )
         coefs = self._coefficients(self.current_lr(), self.t + 1)
         work = []
         state = self._state

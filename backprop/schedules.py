@@ -545,14 +545,14 @@ def get_schedule(name: str | Schedule, lr: float | None = None, **kwargs) -> Sch
     accepted = _ARGS[base]
     if "total_steps" in kwargs:
         total = _steps(kwargs["total_steps"], "total_steps")
+        if warm and total <= warm_args["warmup_steps"]:  # for every schedule after a warm-up
+            raise ValueError(
+                f"total_steps={total!r} is invalid: expected more than "
+                f"warmup_steps={warm_args['warmup_steps']!r}"
+            )
         if "total_steps" not in accepted:
             del kwargs["total_steps"]
         elif warm:
-            if total <= warm_args["warmup_steps"]:
-                raise ValueError(
-                    f"total_steps={total!r} is invalid: expected more than "
-                    f"warmup_steps={warm_args['warmup_steps']!r}"
-                )
             kwargs["total_steps"] = total - warm_args["warmup_steps"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:

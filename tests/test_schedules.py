@@ -315,3 +315,19 @@ def test_from_config_rejects_bad_configs(cfg):
 def test_from_config_rejects_non_dict():
     with pytest.raises(TypeError):
         from_config("cosine")
+
+
+@pytest.mark.parametrize("name", ["warmup+constant", "warmup+step", "warmup+exponential"])
+def test_a_warm_up_longer_than_the_run_is_refused_for_every_schedule(name):
+    # warmup+cosine refused it; the schedules that do not use total_steps accepted it.
+    with pytest.raises(ValueError, match="total_steps=10 is invalid: expected more than"):
+        get_schedule(name, 0.1, warmup_steps=20, total_steps=10)
+
+
+def test_optimizer_step_wants_dicts():
+    import numpy as np
+
+    from backprop.optimizers import Adam
+
+    with pytest.raises(TypeError, match="params is a ndarray: expected a dict of arrays"):
+        Adam().step(np.zeros(3), np.zeros(3))
