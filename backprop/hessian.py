@@ -114,6 +114,9 @@ def hessian_of(
 
 
 def _loss_fns(net, X, Y, loss, l2, regularizers):
+    from ._validation import check_nonneg_float  # noqa: PLC0415
+
+    l2 = check_nonneg_float(l2, "l2")
     if np.dtype(net.dtype) != np.float64:
         raise ValueError(
             f"the network has dtype {net.dtype}: the Hessian needs float64 (float32 rounding, "
@@ -294,6 +297,12 @@ def classify_critical_point(
             if isinstance(grad, dict)
             else (np.ravel(np.asarray(grad, dtype=np.float64)))
         )
+        if g.size != H.shape[0] or not np.all(np.isfinite(g)):
+            raise ValueError(
+                f"grad has {g.size} values"
+                + ("" if g.size != H.shape[0] else ", not all finite")
+                + f": expected {H.shape[0]} finite numbers (one per row of H)"
+            )
         gnorm = float(np.linalg.norm(g))
     if gnorm is not None and gnorm > grad_tol:
         verdict = "not critical"

@@ -134,3 +134,11 @@ def test_errors():
         hessian_of(lambda t: t, [0.0], h=0)
     with pytest.raises(ValueError, match="unit=3"):
         rescaling_direction(MLP([1, 2, 1], seed=0), 3)
+
+
+def test_classify_refuses_a_gradient_that_cannot_belong_to_the_hessian():
+    # A NaN gradient was classified as a "minimum"; a gradient of the wrong length passed.
+    with pytest.raises(ValueError, match="not all finite"):
+        classify_critical_point(np.eye(2), grad=[np.nan, 0.0])
+    with pytest.raises(ValueError, match="grad has 3 values: expected 2"):
+        classify_critical_point(np.eye(2), grad=[0.0, 0.0, 0.0])
