@@ -1178,11 +1178,23 @@ def load_table(
     if p.stat().st_size == 0:
         raise DataError(f"{p}: the file is empty; expected a table")
     suffix = p.suffix.lower()
-    if suffix == ".npy":
-        return _load_npy(p, label_column, dt)
-    if suffix == ".npz":
-        return _load_npz(p, dt)
-    return _read_csv(p, label_column, delimiter, dt)
+    with np.errstate(over="ignore"):  # an overflowing cast is reported below, by position
+        if suffix == ".npy":
+            table = _load_npy(p, label_column, dt)
+        elif suffix == ".npz":
+            table = _load_npz(p, dt)
+        else:
+            table = _read_csv(p, label_column, delimiter, dt)
+    for what, arr in (("feature", table.X), ("label", table.y)):
+        # finite in the file but not in dt (1e300 in float32): say so, do not train on inf
+        if arr is not None and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)))[0]
+            raise DataError(
+                f"{p}: a {what} value at row {bad[0] + 1}, column {bad[1] + 1} is beyond the "
+                f"range of {dt.name}: expected values within +-{np.finfo(dt).max:.3g} "
+                "(or dtype=float64)"
+            )
+    return table
 
 
 # --------------------------------------------------------------------------------------------

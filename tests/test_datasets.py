@@ -937,3 +937,11 @@ def test_train_test_split_takes_lists_and_explains_2d_labels():
     )
     with pytest.raises(ValueError, match="seed=-1 is invalid"):
         ds.train_test_split(X, y, seed=-1)
+
+
+def test_a_table_value_beyond_float32_is_refused_not_made_infinite(tmp_path):
+    p = tmp_path / "big.csv"
+    p.write_text("a,b,y\n1,1e300,0\n2,3,1\n")
+    with pytest.raises(DataError, match=r"row 1, column 2 is beyond the range of float32"):
+        load_table(p)
+    assert load_table(p, dtype=np.float64).X[0, 1] == 1e300
