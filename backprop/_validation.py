@@ -120,6 +120,17 @@ def check_targets(Y, *, n: int, n_outputs: int, classification: bool, binary: bo
                 raise ValueError(
                     "y has non-integer class labels: expected integers in [0, n_classes)"
                 )
+            big = np.flatnonzero(np.abs(arr) >= n_outputs)  # before int64 could wrap it
+            if big.size:
+                raise ValueError(
+                    f"class label {arr[big[0]]:g} is out of range: expected integers in "
+                    f"[0, {n_outputs - 1}]"
+                )
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= n_outputs:
+            raise ValueError(
+                f"class label {int(arr.max())} is out of range: expected integers in "
+                f"[0, {n_outputs - 1}]"
+            )
         labels = arr.astype(np.int64)
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= n_outputs:

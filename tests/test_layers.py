@@ -186,6 +186,7 @@ def test_bad_construction_is_one_line_error(kwargs, match):
         (np.array([[0, np.nan, 0]] * 4), [0, 1, 0, 1], "NaN"),
         (np.zeros((4, 3)), [0, 1, 0, 7], "class label 7 is out of range"),
         (np.zeros((4, 3)), [0, 1, 0, -1], "class label -1"),
+        (np.zeros((2, 3)), [0, 1e30], r"class label 1e\+30 is out of range"),  # was: wrapped
         (np.zeros((4, 3)), [0, 1, 0], "rows"),
         (np.zeros((4, 3)), [0, 1, np.inf, 0], "non-integer"),
         (np.zeros((2, 3)), np.zeros((2, 3)), r"y row 0 sums to 0: expected one-hot"),
