@@ -264,6 +264,8 @@ def get_activation(spec: str | dict | Activation) -> Activation:
                 f"unknown activation {name!r}: expected one of {', '.join(sorted(ACTIVATIONS))}"
             )
         return cls(**spec)
+    if isinstance(spec, str):
+        spec = spec.strip()
     if not isinstance(spec, str) or spec.lower() not in ACTIVATIONS:
         raise ValueError(
             f"unknown activation {spec!r}: expected one of {', '.join(sorted(ACTIVATIONS))}"

@@ -204,6 +204,8 @@ def get_loss(spec: str | Loss) -> Loss:
     """Resolve a loss by name (see the module table) or pass an instance through."""
     if isinstance(spec, Loss):
         return spec
+    if isinstance(spec, str):
+        spec = spec.strip()
     if not isinstance(spec, str) or spec.lower() not in LOSSES:
         raise ValueError(f"unknown loss {spec!r}: expected one of {', '.join(sorted(LOSSES))}")
     return LOSSES[spec.lower()]()
