@@ -527,6 +527,8 @@ class Sequential(FlatParams):
             if width is not None and wants is not None and not isinstance(layer, Embedding):
                 if wants != width:
                     what = "the input" if i == 0 else f"layer {i - 1} ({self.layers[i - 1]!r})"
+                    if i == 0 and not isinstance(width, (int, np.integer)):
+                        raise TypeError(f"n_in={width!r} is invalid: expected an integer >= 1")
                     raise ValueError(
                         f"layer {i} ({layer!r}) takes {wants} inputs but {what} gives {width}: "
                         f"expected n_in={width}"
@@ -880,7 +882,13 @@ class MLP(Sequential):
         seed=None,
         dropout=0.0,
     ):
-        sizes = list(sizes) if not isinstance(sizes, (str, bytes)) else None
+        try:
+            sizes = list(sizes) if not isinstance(sizes, (str, bytes)) else None
+        except TypeError:  # None, a number, ...
+            raise TypeError(
+                f"sizes={sizes!r} is invalid: expected a list of at least two positive integers "
+                "(input width, hidden widths..., output width)"
+            ) from None
         if (
             not sizes
             or len(sizes) < 2
@@ -893,15 +901,22 @@ class MLP(Sequential):
                 "(input width, hidden widths..., output width)"
             )
         n_hidden = len(sizes) - 2
-        if isinstance(activation, (str, dict)):
+        if isinstance(activation, (str, dict, Activation)):
             get_activation(activation)  # validate the name even without hidden layers
             acts = [activation] * n_hidden
-        else:
+        elif isinstance(activation, (list, tuple)):
             acts = list(activation)
+        else:
+            raise TypeError(
+                f"activation={activation!r} is invalid: expected a name such as 'relu' or a "
+                "list of names, one per hidden layer"
+            )
         if len(acts) != n_hidden:
             raise ValueError(
                 f"activation has {len(acts)} entries: expected one per hidden layer ({n_hidden})"
             )
+        if dropout is None or isinstance(dropout, (str, bytes)):
+            raise TypeError(f"dropout={dropout!r} is invalid: expected a rate in [0, 1) or a list")
         drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
         if len(drops) != n_hidden:
             raise ValueError(

@@ -404,3 +404,17 @@ def test_a_network_starting_with_an_embedding_checks_its_ids():
 def test_constructors_refuse_bad_sizes_dtypes_and_seeds(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sizes=None), r"sizes=None is invalid"),
+        (dict(sizes=[3, 4, 2], activation=None), r"activation=None is invalid"),
+        (dict(sizes=[3, 4, 2], activation=5), r"activation=5 is invalid"),
+        (dict(sizes=[3, 4, 2], dropout=None), r"dropout=None is invalid"),
+    ],
+)
+def test_mlp_arguments_of_the_wrong_type_are_named(kwargs, match):
+    with pytest.raises(TypeError, match=match):  # was: 'NoneType' object is not iterable
+        MLP(**kwargs)
