@@ -120,6 +120,8 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
+        if not isinstance(d, dict):
+            raise TypeError(f"a history is a dict of per-epoch lists: got a {type(d).__name__}")
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         for k in _FLOAT_LISTS:  # JSON's null (a NaN when saved, e.g. L-BFGS's lr) back to NaN
             if isinstance(known.get(k), list):

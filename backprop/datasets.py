@@ -1692,7 +1692,10 @@ class Standardizer:
 
     def fit(self, X: Any) -> Standardizer:
         """Compute ``mean_`` and ``std_`` of each column of ``X`` (n_samples, n_features)."""
-        if not (isinstance(self.min_std, (int, float)) and self.min_std > 0):
+        ok = isinstance(self.min_std, (int, float, np.integer, np.floating)) and not isinstance(
+            self.min_std, bool
+        )
+        if not (ok and np.isfinite(self.min_std) and self.min_std > 0):
             raise ValueError(f"min_std={self.min_std!r} is not valid; expected a number > 0")
         a = _check_matrix(X, "Standardizer.fit")
         if len(a) == 0:

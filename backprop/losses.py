@@ -265,6 +265,11 @@ class SynapticPlasticity:
         lam = float(lam)
         if not np.isfinite(lam) or lam < 0:
             raise ValueError(f"plasticity lam={lam!r} is invalid: expected a finite number >= 0")
+        if not isinstance(anchor, Mapping):
+            raise TypeError(
+                f"plasticity anchor is a {type(anchor).__name__}: expected the parameters to "
+                "stay close to, a dict such as net.params"
+            )
         self.anchor = {k: np.array(v, copy=True) for k, v in anchor.items()}
         if importance is None:
             importance = {k: np.ones_like(v) for k, v in self.anchor.items()}

@@ -453,3 +453,15 @@ def test_evaluate_batch_size_and_gradcheck_arguments_are_checked(rng):
     net64 = MLP([4, 3, 3], output="softmax", seed=0, dtype="float64")
     with pytest.raises(ValueError, match="h=0 is invalid"):
         gradcheck(net64, X[:3], y[:3], h=0)
+
+
+def test_small_api_edges_are_one_line_errors_or_work():
+    from backprop.callbacks import History
+    from backprop.datasets import Standardizer
+    from backprop.losses import SynapticPlasticity
+
+    assert Standardizer(min_std=np.float32(1e-8)).fit(np.ones((3, 2))).std_.tolist() == [1, 1]
+    with pytest.raises(TypeError, match="plasticity anchor is a NoneType"):
+        SynapticPlasticity(None)
+    with pytest.raises(TypeError, match="a history is a dict of per-epoch lists"):
+        History.from_dict(None)
