@@ -88,11 +88,27 @@ def initialize(
         raise ValueError(
             f"unknown init {spec!r}: expected one of {', '.join(sorted(INITIALIZERS))}"
         )
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng is a {type(rng).__name__}: expected a numpy.random.Generator")
+    for value, name in ((n_in, "n_in"), (n_out, "n_out")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1 (a fan)")
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise ValueError(f"dtype={dtype!r} is invalid: expected a floating-point dtype")
     if spec == "normal":
-        sigma = float(kwargs.get("sigma", 0.01))
+        unknown = sorted(set(kwargs) - {"sigma"})
+        if unknown:
+            raise ValueError(f"init 'normal' takes only sigma, got {unknown}")
+        try:
+            sigma = float(kwargs.get("sigma", 0.01))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"init sigma={kwargs.get('sigma')!r} is invalid: expected a finite number > 0"
+            ) from None
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"init sigma={sigma!r} is invalid: expected a finite number > 0")
         kwargs["sigma"] = sigma
     elif kwargs:
         raise ValueError(f"init {spec!r} takes no options, got {sorted(kwargs)}")
-    return INITIALIZERS[spec](rng, shape, n_in, n_out, **kwargs).astype(dtype)
+    return INITIALIZERS[spec](rng, shape, n_in, n_out, **kwargs).astype(dt)

@@ -62,3 +62,31 @@ def test_one_generator_drives_everything():
     assert not np.array_equal(a.flat_params, b.flat_params)
     c = MLP([3, 4, 2], seed=np.random.default_rng(11))
     np.testing.assert_array_equal(a.flat_params, c.flat_params)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (
+            ("he_normal", None, (3, 2), 2, 3, np.float32),
+            TypeError,
+            "expected a numpy.random.Generator",
+        ),
+        (("he_normal", "rng", (3, 0), 0, 3, np.float32), ValueError, r"n_in=0 is invalid"),
+        (("he_normal", "rng", (3, 2), 2, 3, int), ValueError, "expected a floating-point dtype"),
+        (
+            ({"name": "normal", "sgima": 0.1}, "rng", (3, 2), 2, 3, np.float32),
+            ValueError,
+            "takes only sigma",
+        ),
+        (
+            ({"name": "normal", "sigma": "a"}, "rng", (3, 2), 2, 3, np.float32),
+            ValueError,
+            "sigma='a'",
+        ),
+    ],
+)
+def test_initialize_names_a_bad_argument(args, error, match):
+    args = tuple(np.random.default_rng(0) if a == "rng" else a for a in args)
+    with pytest.raises(error, match=match):
+        initialize(*args)
