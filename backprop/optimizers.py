@@ -159,7 +159,18 @@ class Optimizer:
 
     def current_lr(self) -> float:
         """Learning rate of the next update: ``lr(t)`` for a schedule, else ``lr``."""
-        return self._lr(self.t) if self._scheduled else self._lr
+        if not self._scheduled:
+            return self._lr
+        lr = self._lr(self.t)
+        # a custom schedule is the user's code: a NaN, negative (gradient ascent) or non-number
+        # rate is stopped here, by name, before it reaches the weights
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
+            raise TypeError(f"the schedule gave lr={lr!r} at step {self.t}: expected a number")
+        if not (lr >= 0 and math.isfinite(lr)):
+            raise ValueError(
+                f"the schedule gave lr={lr!r} at step {self.t}: expected a finite number >= 0"
+            )
+        return lr
 
     # -- the update ----------------------------------------------------------------------------
 

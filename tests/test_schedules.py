@@ -331,3 +331,25 @@ def test_optimizer_step_wants_dicts():
 
     with pytest.raises(TypeError, match="params is a ndarray: expected a dict of arrays"):
         Adam().step(np.zeros(3), np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, "0.1"])
+def test_a_custom_schedule_giving_a_bad_rate_is_stopped(bad):
+    import numpy as np
+
+    from backprop.optimizers import SGD
+    from backprop.schedules import Schedule
+
+    class Bad(Schedule):
+        name = "bad"
+
+        def _value(self, t):
+            return 0.1 if t < 2 else bad
+
+    opt = SGD(lr=Bad())
+    w, g = {"w": np.ones(3)}, {"w": np.ones(3)}
+    opt.step(w, g)
+    opt.step(w, g)
+    with pytest.raises((TypeError, ValueError), match=r"the schedule gave lr=.* at step 2"):
+        opt.step(w, g)
+    np.testing.assert_allclose(w["w"], 0.8)  # the bad step changed nothing
