@@ -285,8 +285,23 @@ class Optimizer:
         if name != self.name:
             raise ValueError(f"optimizer state is for {name!r}: expected {self.name!r}")
         t = _int(d["t"], "t", 0)
-        fresh = type(self)(**d["hyper"]) if "hyper" in d else self
+        if "hyper" in d:
+            if not isinstance(d["hyper"], Mapping):
+                raise ValueError(
+                    f"optimizer state hyper={d['hyper']!r} is invalid: expected a dict"
+                )
+            try:
+                fresh = type(self)(**d["hyper"])
+            except TypeError as exc:  # an unknown hyperparameter name
+                raise ValueError(f"optimizer state hyper is invalid: {exc}") from None
+        else:
+            fresh = self
         slots = fresh.slots
+        if not isinstance(d["state"], Mapping):
+            raise ValueError(
+                f"optimizer state 'state' is a {type(d['state']).__name__}: expected a dict of "
+                "arrays"
+            )
         grouped: dict[str, dict[str, np.ndarray]] = {}
         for full_key, arr in dict(d["state"]).items():
             slot, sep, key = str(full_key).partition(".")
@@ -300,6 +315,11 @@ class Optimizer:
                 raise ValueError(
                     f"optimizer state {full_key!r} has dtype {a.dtype}: expected float"
                 )
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"optimizer state {full_key!r} holds NaN or infinity")
+            squares = slot in ("s", "G") or (slot == "v" and "m" in slots)  # not momentum's v
+            if squares and a.size and a.min() < 0:  # mean squares: their sqrt would be NaN
+                raise ValueError(f"optimizer state {full_key!r} holds negative values")
             grouped.setdefault(key, {})[slot] = a
         new_state = {}
         for key, arrays in grouped.items():

@@ -646,3 +646,34 @@ def test_reset_forgets_state():
     w[:] = 1.0
     opt.step({"w": w}, {"w": np.ones(2)})
     np.testing.assert_allclose(w, 0.9)  # a first step again: v = -lr g
+
+
+def test_load_state_dict_refuses_states_that_would_poison_the_weights():
+    from backprop.optimizers import Adam
+
+    p, g = {"flat": np.ones(4)}, {"flat": np.full(4, 0.5)}
+    opt = Adam(lr=0.1)
+    opt.step(p, g)
+    good = opt.state_dict()
+    for change, match in [
+        (lambda d: d["state"].__setitem__("v.flat", -np.ones(4)), "negative values"),
+        (lambda d: d["state"].__setitem__("m.flat", np.full(4, np.nan)), "NaN or infinity"),
+        (lambda d: d.__setitem__("hyper", {"lr": 0.1, "bogus": 1}), "hyper is invalid"),
+        (lambda d: d.__setitem__("hyper", None), "expected a dict"),
+        (lambda d: d.__setitem__("state", [1, 2]), "expected a dict of arrays"),
+    ]:
+        d = {**good, "state": dict(good["state"]), "hyper": dict(good.get("hyper", {}))}
+        change(d)
+        with pytest.raises(ValueError, match=match):
+            Adam(lr=0.1).load_state_dict(d)
+
+
+def test_load_state_dict_keeps_a_negative_momentum_velocity():
+    from backprop.optimizers import SGD
+
+    p, g = {"flat": np.ones(3)}, {"flat": np.full(3, 0.5)}
+    opt = SGD(lr=0.1, momentum=0.9)
+    opt.step(p, g)  # the velocity is negative now
+    state = opt.state_dict()
+    assert (state["state"]["v.flat"] < 0).all()
+    SGD(lr=0.1, momentum=0.9).load_state_dict(state)
