@@ -30,15 +30,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import _positive  # noqa: E402 - the bench scripts' shared argument type
 
 SHAPES = [(100, 784, 128), (10, 100, 128), (256, 784, 128), (800, 800, 128), (100, 784, 16)]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
-    return value
 
 
 def runs(pairs: int, hidden: int, batch: int) -> dict[int, list[tuple[float, float]]]:

@@ -23,9 +23,13 @@ import statistics
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import _positive  # noqa: E402 - the bench scripts' shared argument type
 
 
 def _fit_time(est, X, y, Xt, yt):
@@ -37,16 +41,6 @@ def _fit_time(est, X, y, Xt, yt):
         est.fit(X, y)
         elapsed = time.perf_counter() - t0
     return elapsed, float(est.score(Xt, yt)), est.n_iter_
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
-    return value
 
 
 def _widths(text: str) -> tuple[int, ...]:
