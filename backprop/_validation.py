@@ -201,3 +201,10 @@ def as_rng(seed, name: str = "seed") -> np.random.Generator:
         if seed < 0:
             raise ValueError(f"{name}={seed!r} is invalid: expected an integer >= 0")
     return np.random.default_rng(seed)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for
+    one-line errors that quote a library's own message."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ._validation import check_nonneg_float, check_positive_int
+
 __all__ = ["History", "Callback", "EarlyStopping", "TrainingDiverged", "atomic_write_bytes"]
 
 
@@ -196,8 +198,6 @@ class EarlyStopping(Callback):
             raise ValueError(
                 f"monitor={monitor!r} is invalid: expected val_loss, val_accuracy, loss or accuracy"
             )
-        from ._validation import check_nonneg_float, check_positive_int  # noqa: PLC0415
-
         self.monitor = monitor
         self.patience = check_positive_int(patience, "patience")
         self.min_delta = check_nonneg_float(min_delta, "min_delta")

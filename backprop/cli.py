@@ -604,12 +604,17 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, markup=False)  # names are shown as given
 
 
+def _data_key(source: str) -> str:
+    """``--data`` as a built-in data set's name would be spelled (aliases resolved)."""
+    key = source.strip().lower()
+    return {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist"}.get(key, key)
+
+
 def _load_data(source: str, args, dtype: str):
     """A :class:`backprop.datasets.Dataset` for ``--data`` (built-in name or table path)."""
     from .datasets import DATASET_NAMES, load_dataset
 
-    key = source.strip().lower()
-    key = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist"}.get(key, key)
+    key = _data_key(source)
     kw: dict = {}
     if key in ("mnist", "fashion-mnist"):
         if getattr(args, "data_dir", None):
@@ -822,8 +827,7 @@ def cmd_train(args) -> int:
     # (--data ./curve) is the user's data and gets the general defaults.
     from .datasets import DATASET_NAMES
 
-    builtin = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist"}.get(key, key)
-    opt = resolve_training_options(args, ds.name if builtin in DATASET_NAMES else key)
+    opt = resolve_training_options(args, ds.name if _data_key(source) in DATASET_NAMES else key)
     dtype = opt["dtype"]
     classification = ds.task == "classification"
 

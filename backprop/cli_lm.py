@@ -519,7 +519,7 @@ def cmd_generate(args) -> int:
             file=sys.stderr,
         )
     stream = prompt_stream(prompt)
-    current = stream[len(stream) - stream[::-1].index("</s>") :] if "</s>" in stream else stream
+    current = stream[max((i + 1 for i, t in enumerate(stream) if t == "</s>"), default=0) :]
     if prompt and not current and not args.quiet:
         print("note: the prompt ends a sentence: the model starts a new one", file=sys.stderr)
     elif len(current) > model.order - 1 and not args.quiet:

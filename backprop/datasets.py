@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._validation import as_rng, first_line
 from .callbacks import atomic_write_bytes
 
 __all__ = [
@@ -103,8 +104,6 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 def _rng(seed: Any) -> np.random.Generator:
     """One Generator from ``None``, an int or a Generator (returned as is)."""
-    from ._validation import as_rng  # noqa: PLC0415
-
     return as_rng(seed)
 
 
@@ -1053,7 +1052,7 @@ def _np_load(path: Path, kind: str):
             f"{path}: the .{kind} header announces an array too large to load"
         ) from None
     except Exception as exc:  # ValueError, OSError, EOFError, BadZipFile, ...
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         raise DataError(f"{path}: not a readable .{kind} file ({msg})") from None
 
 
@@ -1098,7 +1097,7 @@ def _load_npz(path: Path, dt: np.dtype) -> Table:
     except MemoryError:
         raise DataError(f"{path}: an array of the archive is too large to load") from None
     except Exception as exc:  # a damaged member: ValueError, BadZipFile, zlib.error, ...
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         raise DataError(f"{path}: not a readable .npz file ({msg})") from None
     if X.ndim < 2 or X.shape[0] == 0:
         raise DataError(f"{path}: {xk} of shape {X.shape}; expected (samples, features...)")

@@ -70,6 +70,7 @@ from sklearn.utils.validation import (
 )
 
 from . import io as _io
+from .activations import get_activation
 from .callbacks import Callback, History, TrainingDiverged
 from .layers import MLP
 from .losses import BinaryCrossEntropy, CrossEntropy, HalfSquaredError, Loss
@@ -317,6 +318,11 @@ def _check_solver_is_stochastic(est) -> bool:
             "stochastic."
         )
     return True
+
+
+def _scaled(value, scale: float):
+    """A loss figure converted between scikit-learn's units and ours (None stays None)."""
+    return None if value is None else float(value) * scale
 
 
 class _BaseMLP(BaseEstimator):
@@ -665,8 +671,8 @@ class _BaseMLP(BaseEstimator):
                 f"the network is {net.dtype} but dtype={self.dtype!r}: fit with "
                 "warm_start=False to change it"
             )
-        canonical = {"logistic": "sigmoid", "linear": "identity"}  # the engine's names
-        acts = [canonical.get(a, a) for a in self._hidden_activations(len(hidden))]
+        # the engine's names ("logistic" is its sigmoid, "linear" its identity)
+        acts = [get_activation(a).name for a in self._hidden_activations(len(hidden))]
         if net.activation != acts:
             raise ValueError(
                 f"the network has activations {net.activation}: fit with warm_start=False to "
@@ -1090,13 +1096,9 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn: its numbers, in this estimator's units, so that a warm start compares
         # like with like (it stopped at once, every epoch looking no better than the copy).
         scale = float(model.n_outputs_) if not _is_clf(self) else 1.0
-
-        def units(v):
-            return None if v is None else float(v) * scale
-
-        self.loss_ = units(getattr(model, "loss_", None))
-        self.loss_curve_ = [units(v) for v in getattr(model, "loss_curve_", [])]
-        self.best_loss_ = units(getattr(model, "best_loss_", None))
+        self.loss_ = _scaled(getattr(model, "loss_", None), scale)
+        self.loss_curve_ = [_scaled(v, scale) for v in getattr(model, "loss_curve_", [])]
+        self.best_loss_ = _scaled(getattr(model, "best_loss_", None), scale)
         self.validation_scores_ = getattr(model, "validation_scores_", None)
         self.best_validation_score_ = getattr(model, "best_validation_score_", None)
         self.validation_loss_curve_ = [] if self.validation_scores_ is not None else None
@@ -1171,13 +1173,9 @@ class _BaseMLP(BaseEstimator):
             setattr(model, k, self.__dict__.get(k))
         # back to scikit-learn's units: its squared error is averaged over the outputs
         scale = 1.0 if _is_clf(self) else 1.0 / float(self.n_outputs_)
-
-        def units(v):
-            return None if v is None else float(v) * scale
-
-        model.loss_ = units(self.__dict__.get("loss_"))
-        model.best_loss_ = units(self.__dict__.get("best_loss_"))
-        model.loss_curve_ = [units(v) for v in self.loss_curve_]
+        model.loss_ = _scaled(self.__dict__.get("loss_"), scale)
+        model.best_loss_ = _scaled(self.__dict__.get("best_loss_"), scale)
+        model.loss_curve_ = [_scaled(v, scale) for v in self.loss_curve_]
         # The state scikit-learn's _initialize sets on a first fit, which a warm start or
         # partial_fit of the converted model reads (and does not set again).
         model._no_improvement_count = 0

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_nonneg_float
 from .losses import get_loss
 
 __all__ = [
@@ -114,8 +115,6 @@ def hessian_of(
 
 
 def _loss_fns(net, X, Y, loss, l2, regularizers):
-    from ._validation import check_nonneg_float  # noqa: PLC0415
-
     l2 = check_nonneg_float(l2, "l2")
     if np.dtype(net.dtype) != np.float64:
         raise ValueError(

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_positive_int
+
 __all__ = ["INITIALIZERS", "initialize", "default_init_for"]
 
 
@@ -90,9 +92,8 @@ def initialize(
         )
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng is a {type(rng).__name__}: expected a numpy.random.Generator")
-    for value, name in ((n_in, "n_in"), (n_out, "n_out")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1 (a fan)")
+    check_positive_int(n_in, "n_in")
+    check_positive_int(n_out, "n_out")
     dt = np.dtype(dtype)
     if dt.kind != "f":
         raise ValueError(f"dtype={dtype!r} is invalid: expected a floating-point dtype")

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import first_line
 from .callbacks import History, atomic_write_bytes
 
 __all__ = [
@@ -260,13 +261,11 @@ def save(
                 f"{_MAX_DEPTH} (model files refuse deeper metadata)"
             )
     n_out = getattr(net, "n_out", None)
-    if classes is not None and n_out is not None:  # as load checks it
-        n = len(classes)
-        if n != n_out and not (n == 2 and n_out == 1):
-            raise ValueError(
-                f"classes has {n} labels for a network with {n_out} outputs: expected {n_out}"
-                + (" (or 2 for one sigmoid output)" if n_out == 1 else "")
-            )
+    if classes is not None and not _classes_fit(len(classes), n_out):  # as load checks it
+        raise ValueError(
+            f"classes has {len(classes)} labels for a network with {n_out} outputs: expected "
+            f"{n_out}" + (" (or 2 for one sigmoid output)" if n_out == 1 else "")
+        )
     problem = _preprocessing_problem(values["preprocessing"], net)
     if problem:
         raise ValueError(f"preprocessing: {problem}")
@@ -499,7 +498,7 @@ def _parse_metadata(meta: dict, tensors: dict, path) -> dict:
             )
     if out["classes"] is not None:
         n = len(out["classes"])
-        if n_out is not None and n != n_out and not (n == 2 and n_out == 1):
+        if not _classes_fit(n, n_out):
             raise ModelFileError(
                 f"{p}: {n} classes for a network with {n_out} outputs: corrupt metadata"
             )
@@ -582,7 +581,7 @@ def load(path):
     try:
         arrays = st_load(data)
     except Exception as exc:  # the Rust parser's own checks; should not trigger after ours
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         raise ModelFileError(f"{p}: corrupt model file ({msg})") from None
     try:
         cfg = metadata["config"]
@@ -614,6 +613,12 @@ def load(path):
     return net
 
 
+def _classes_fit(n_classes: int, n_out: int | None) -> bool:
+    """Whether ``n_classes`` labels fit ``n_out`` outputs: one each, or two for one sigmoid
+    (unknown widths pass)."""
+    return n_out is None or n_classes == n_out or (n_classes == 2 and n_out == 1)
+
+
 def _preprocessing_problem(pre: dict | None, net) -> str | None:
     """What is wrong with stored scalers for ``net``, or None: each must rebuild, and a
     per-column one must fit the network's widths (``predict`` applies them)."""
@@ -629,7 +634,7 @@ def _preprocessing_problem(pre: dict | None, net) -> str | None:
         try:
             scaler = scaler_from_config(cfg)
         except (ValueError, TypeError, KeyError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc)
             return f"invalid {key} preprocessing ({msg})"
         columns = getattr(scaler, "mean_", None)
         if columns is not None and widths[key] is not None and len(columns) != widths[key]:

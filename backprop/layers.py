@@ -50,6 +50,18 @@ __all__ = [
 ]
 
 
+def _per_hidden_dropout(dropout, n_hidden: int) -> list:
+    """One dropout rate per hidden layer, from a single rate or a list of them."""
+    if dropout is None or isinstance(dropout, (str, bytes)):
+        raise TypeError(f"dropout={dropout!r} is invalid: expected a rate in [0, 1) or a list")
+    drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
+    if len(drops) != n_hidden:
+        raise ValueError(
+            f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
+        )
+    return drops
+
+
 def _rng(rng) -> np.random.Generator:
     return as_rng(rng, "rng")
 
@@ -329,8 +341,6 @@ class Maxout(Layer):
         self, n_in: int, n_out: int, k: int = 2, *, init="glorot_uniform", rng=None, dtype="float32"
     ):
         super().__init__()
-        if int(k) < 1:
-            raise ValueError(f"maxout k={k!r} is invalid: expected an integer >= 1")
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.k = check_positive_int(k, "k")
@@ -490,9 +500,7 @@ class Sequential(FlatParams):
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("Sequential needs at least one layer")
-        self.n_in = n_in
-        if self.n_in is None:
-            self.n_in = self._infer_n_in()
+        self.n_in = check_positive_int(n_in, "n_in") if n_in is not None else self._infer_n_in()
         self._check_widths()
         self._consolidate()
         first_param = next((i for i, l in enumerate(self.layers) if l.params), None)
@@ -527,8 +535,6 @@ class Sequential(FlatParams):
             if width is not None and wants is not None and not isinstance(layer, Embedding):
                 if wants != width:
                     what = "the input" if i == 0 else f"layer {i - 1} ({self.layers[i - 1]!r})"
-                    if i == 0 and not isinstance(width, (int, np.integer)):
-                        raise TypeError(f"n_in={width!r} is invalid: expected an integer >= 1")
                     raise ValueError(
                         f"layer {i} ({layer!r}) takes {wants} inputs but {what} gives {width}: "
                         f"expected n_in={width}"
@@ -684,11 +690,7 @@ class Sequential(FlatParams):
         output activation's derivative, so the pass starts below it.
         """
         last = self.layers[-1]
-        fused = (
-            loss.fused_with is not None
-            and isinstance(last, ActivationLayer)
-            and last.name == loss.fused_with
-        )
+        fused = self._fuses_output(loss)
         if (
             fused
             and last._ws is not None
@@ -770,6 +772,16 @@ class Sequential(FlatParams):
             for k, v in g.items():
                 self.grads[k] += v
         return value
+
+    def _fuses_output(self, loss) -> bool:
+        """Whether ``loss`` is computed together with the output activation, from the logits
+        (softmax + cross-entropy, sigmoid + binary cross-entropy, ...)."""
+        last = self.layers[-1]
+        return (
+            loss.fused_with is not None
+            and isinstance(last, ActivationLayer)
+            and last.name == loss.fused_with
+        )
 
     def _check_loss(self, loss) -> None:
         """Cross-entropy needs the output it is the negative log-likelihood of: a softmax over
@@ -915,13 +927,7 @@ class MLP(Sequential):
             raise ValueError(
                 f"activation has {len(acts)} entries: expected one per hidden layer ({n_hidden})"
             )
-        if dropout is None or isinstance(dropout, (str, bytes)):
-            raise TypeError(f"dropout={dropout!r} is invalid: expected a rate in [0, 1) or a list")
-        drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
-        if len(drops) != n_hidden:
-            raise ValueError(
-                f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
-            )
+        drops = _per_hidden_dropout(dropout, n_hidden)
         dt = as_dtype(dtype)
         self.rng = as_rng(seed)
         act_objs = [get_activation(a) for a in acts]
@@ -946,11 +952,7 @@ class MLP(Sequential):
         layer), keeping the weights: Dropout layers hold no parameters, so they are added,
         changed or removed without touching ``params``."""
         n_hidden = len(self.sizes) - 2
-        drops = [dropout] * n_hidden if np.isscalar(dropout) else list(dropout)
-        if len(drops) != n_hidden:
-            raise ValueError(
-                f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
-            )
+        drops = _per_hidden_dropout(dropout, n_hidden)
         kept = [layer for layer in self.layers if not isinstance(layer, Dropout)]
         layers, hidden = [], 0
         for layer in kept:

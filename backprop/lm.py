@@ -46,7 +46,16 @@ import numpy as np
 from ._validation import as_dtype, check_nonneg_float
 from .callbacks import History, TrainingDiverged, atomic_write_bytes
 from .layers import ActivationLayer, Dense, Dropout, Embedding, FlatParams, ParamDict
-from .lm_data import BOS_ID, EOS_ID, UNK_ID, Vocabulary, check_ids, context_window, ngram_arrays
+from .lm_data import (
+    BOS_ID,
+    EOS_ID,
+    UNK_ID,
+    Vocabulary,
+    check_ids,
+    context_window,
+    ngram_arrays,
+    prompt_stream,
+)
 from .optimizers import Optimizer, get_optimizer
 
 __all__ = [
@@ -1438,8 +1447,6 @@ def generate(
     if top_k is not None:
         top_k = _int_arg(top_k, "top_k", 1)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    from .lm_data import prompt_stream  # noqa: PLC0415
-
     toks, _ = _encode_prompt(vocab, prompt)
     history = list(vocab.encode(prompt_stream(toks)))  # the current sentence is the context
     out: list[str] = []

@@ -43,8 +43,7 @@ def evaluate(net, X, Y, loss=None, batch_size: int = 4096) -> dict:
     """Loss (and accuracy for classification losses) of ``net`` on ``(X, Y)``, dropout off."""
     loss = get_loss(loss if loss is not None else net.default_loss())
     batch_size = check_positive_int(batch_size, "batch_size")
-    if hasattr(net, "_check_loss"):
-        net._check_loss(loss)
+    net._check_loss(loss)
     Xc = net._check_X(X)
     Yc = net.check_targets(Y, len(Xc), loss)
     return _evaluate_checked(net, Xc, Yc, loss, batch_size)
@@ -57,13 +56,8 @@ def _evaluate_checked(net, Xc, Yc, loss, batch_size=4096):
     # With the output activation that the loss fuses with (softmax + cross-entropy, sigmoid +
     # binary cross-entropy) the loss is computed from the logits, exactly as training computes
     # it: the same number on the same data, with no clipping of log(a) at a tiny a.
-    layers = getattr(net, "layers", None)
-    last = layers[-1] if layers else None
-    fused = (
-        loss.fused_with is not None
-        and getattr(last, "name", None) == loss.fused_with
-        and hasattr(last, "activation")
-    )
+    fused = net._fuses_output(loss)
+    last = net.layers[-1]
     for s in range(0, n, batch_size):
         Yb = Yc[s : s + batch_size]
         if fused:
@@ -190,13 +184,12 @@ def fit(
     >>> bool(hist.loss[-1] < 0.01)
     True
     """
-    if not hasattr(net, "_loss_grad"):
+    if not hasattr(net, "_check_loss"):
         raise TypeError(
             f"net is a {type(net).__name__}: expected a backprop network (MLP, Sequential)"
         )
     loss = get_loss(loss if loss is not None else net.default_loss())
-    if hasattr(net, "_check_loss"):
-        net._check_loss(loss)
+    net._check_loss(loss)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     l2 = check_nonneg_float(l2, "l2")
