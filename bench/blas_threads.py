@@ -15,6 +15,13 @@ on its own during a run: the same seed must give the same network.
 
     .venv/bin/python bench/blas_threads.py             # 10 pairs of runs
     .venv/bin/python bench/blas_threads.py --pairs 20
+    .venv/bin/python bench/blas_threads.py --parts 60  # the step's parts, for 60 seconds
+
+``--parts S`` looks inside the step instead: for S seconds it alternates blocks of 300 training
+steps with two and with one BLAS thread and prints, per block, the median wall time of the batch
+gather, of the forward and backward pass, and of the Adam update. The gather and Adam run on
+one thread in both modes; in the slow periods they take 3-4 times longer when the BLAS uses two
+threads (the data they touch was last touched on the other core), and not when it uses one.
 """
 
 from __future__ import annotations
@@ -63,6 +70,75 @@ def runs(pairs: int, hidden: int, batch: int) -> dict[int, list[tuple[float, flo
     return out
 
 
+def parts(seconds: float, hidden: int, batch: int, block: int = 300) -> list[str]:
+    """Per-part wall time (us, median over a block of steps), blocks of two and one thread."""
+    from train_speed import load_data
+
+    import backprop as bp
+    from backprop import _kernels
+    from backprop.losses import get_loss
+    from backprop.optimizers import get_optimizer
+
+    X, y, _, _, source = load_data()
+    print(f"data: {source}; 784-{hidden}-10, batch {batch}, blocks of {block} steps")
+    rng = np.random.default_rng(0)
+    net = bp.MLP([784, hidden, 10], output="softmax", seed=0)
+    loss = get_loss("cross_entropy")
+    Y = net.check_targets(y, X.shape[0], loss)
+    opt = get_optimizer("adam", lr=1e-3)
+    params, grads = {"flat": net.flat_params}, {"flat": net.flat_grads}
+    xb = np.empty((batch, X.shape[1]), X.dtype)
+    gather = _kernels.row_gatherer(X)  # what fit uses
+    layers, clock = net.layers, time.perf_counter_ns
+
+    def run(threads):
+        t = {"gather": [], "forward + backward": [], "Adam": [], "step": []}
+        with threadpool_limits(threads):
+            for _ in range(block):
+                idx = rng.integers(0, X.shape[0], batch)
+                t0 = clock()
+                gather(idx, xb)
+                yb = np.take(Y, idx, axis=0)
+                t1 = clock()
+                A = xb
+                for layer in layers[:-1]:
+                    A = layer._train_forward(A, True)
+                _, delta, stop = net._output_loss_delta(A, yb, loss, True)
+                for i in range(stop - 1, -1, -1):
+                    delta = layers[i]._train_backward(delta)
+                    if delta is None:
+                        break
+                t2 = clock()
+                opt.step(params, grads)
+                t3 = clock()
+                for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                    t[k].append(v / 1e3)
+        return {k: statistics.median(v) for k, v in t.items()}
+
+    net._use_workspace(True)
+    rows, end = [], time.perf_counter() + seconds
+    run(2)  # warm-up: kernel loading, first touches
+    while time.perf_counter() < end:
+        cells = []
+        for threads in (2, 1):
+            m = run(threads)
+            cells.append(
+                f"{threads} thread(s): " + ", ".join(f"{k} {v:4.0f}" for k, v in m.items())
+            )
+            rows.append((threads, m))
+        print(" | ".join(cells), flush=True)
+    net._use_workspace(False)
+    out = ["", "median over the blocks (us per step):"]
+    for threads in (2, 1):
+        ms = [m for th, m in rows if th == threads]
+        out.append(
+            f"  {threads} thread(s): "
+            + ", ".join(f"{k} {statistics.median(m[k] for m in ms):.0f}" for k in ms[0])
+            + f"; step min {min(m['step'] for m in ms):.0f}, max {max(m['step'] for m in ms):.0f}"
+        )
+    return out
+
+
 def agreement() -> list[str]:
     rng = np.random.default_rng(0)
     lines = []
@@ -92,7 +168,13 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=_positive, default=10)
     ap.add_argument("--hidden", type=_positive, default=100)
     ap.add_argument("--batch-size", type=_positive, default=128)
+    ap.add_argument(
+        "--parts", type=_positive, metavar="S", help="time the step's parts for S seconds instead"
+    )
     args = ap.parse_args(argv)
+    if args.parts:
+        print("\n".join(parts(args.parts, args.hidden, args.batch_size)))
+        return 0
     res = runs(args.pairs, args.hidden, args.batch_size)
     print()
     for threads, rows in res.items():
