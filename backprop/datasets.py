@@ -473,8 +473,13 @@ def _download_part(
             try:
                 log.info("downloading %s", url)
                 with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                    announced, received = r.headers.get("Content-Length", ""), 0
                     while chunk := r.read(1 << 20):
                         out.write(chunk)
+                        received += len(chunk)
+                # read(n) returns b"" when the server closes early instead of raising
+                if announced.strip().isdigit() and received < int(announced):
+                    raise OSError(f"transfer cut short: {received} of {announced} bytes")
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 reason = getattr(exc, "reason", None) or exc
                 attempts.append(f"{url}: {reason}")

@@ -4,6 +4,7 @@ data sets, the user's tables, the dispatcher and the scalers."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -441,6 +442,60 @@ def test_corrupted_download_is_rejected_and_deleted(tmp_path, monkeypatch):
         assert "t10k-images-idx3-ubyte.gz" in msg and "not a valid gzip" in msg
         assert (cache / "train-labels-idx1-ubyte.gz").is_file()  # the good one was kept
         assert not (cache / "t10k-images-idx3-ubyte.gz").exists() and no_temp_files(cache)
+
+
+def _fake_spec_serving(directory: Path):
+    """A fake set in ``directory`` (gzip) and the data set description whose checksums match."""
+    make_fake_set(directory)
+    sha = {
+        part: hashlib.sha256(gzip.decompress((directory / f"{name}.gz").read_bytes())).hexdigest()
+        for part, name in PARTS.items()
+    }
+    return dataclasses.replace(ds._MNIST, sha256=sha)
+
+
+class _CutShortHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file in Content-Length, sends half of it and closes the connection."""
+
+    directory: Path
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = (self.directory / self.path.rsplit("/", 1)[-1]).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.close_connection = True
+
+
+def test_a_transfer_cut_short_is_a_network_failure_and_the_next_mirror_is_tried(
+    tmp_path, monkeypatch
+):
+    served = tmp_path / "served"
+    monkeypatch.setattr(ds, "_MNIST", _fake_spec_serving(served))
+    handler = type("H", (_CutShortHandler,), {"directory": served})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cut = f"http://127.0.0.1:{server.server_address[1]}/"
+    cache = tmp_path / "cache"
+    try:
+        with http_server(served) as good:
+            monkeypatch.setenv("BACKPROP_MNIST_MIRROR", f"{cut} {good}")
+            (X, y), (Xt, yt) = load_mnist(cache_dir=cache, timeout=5)
+        assert X.shape == (3, 784) and y.tolist() == [0, 1, 2] and yt.tolist() == [0, 1]
+        assert no_temp_files(cache / "mnist")
+        monkeypatch.setenv("BACKPROP_MNIST_MIRROR", cut)
+        with pytest.raises(DataError) as e:
+            load_mnist(cache_dir=tmp_path / "c2", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    msg = one_line(e)
+    assert "could not be downloaded" in msg and "cut short" in msg and cut in msg
+    assert not (tmp_path / "c2" / "mnist").exists()
 
 
 def test_unreachable_mirrors_give_a_clear_error(tmp_path, monkeypatch):
