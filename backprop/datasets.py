@@ -1445,12 +1445,20 @@ def _table_task(y: np.ndarray, task: str | None, path) -> str:
     return "classification" if y.dtype.kind in "iuU" and y.ndim == 1 else "regression"
 
 
+def _check_has_labels(t: Table, path) -> None:
+    if t.y is None:  # an .npz with X (or data) alone
+        raise DataError(
+            f"{path}: no labels; expected an array 'y' (or 'target') beside the features"
+        )
+
+
 def _dataset_from_table(path: Path, kw: dict) -> Dataset:
     dtype = _float_dtype(kw.get("dtype", np.float32))
     label_column = kw.get("label_column", -1)
     if label_column is None:
         raise ValueError("label_column=None gives no labels; load_dataset needs a label column")
     t = load_table(path, label_column, kw.get("delimiter"), dtype=dtype)
+    _check_has_labels(t, path)
     task = _table_task(t.y, kw.get("task"), path)
     test_path = kw.get("test_path")
     if task == "regression":
@@ -1459,6 +1467,7 @@ def _dataset_from_table(path: Path, kw: dict) -> Dataset:
         y = t.y
     if test_path is not None:
         tt = load_table(test_path, label_column, kw.get("delimiter"), dtype=dtype)
+        _check_has_labels(tt, test_path)
         if tt.X.shape[1] != t.X.shape[1]:
             raise DataError(
                 f"{test_path}: {tt.X.shape[1]} features; expected {t.X.shape[1]} like {path}"

@@ -759,6 +759,15 @@ def test_load_dataset_from_a_table(tmp_path):
     assert c.classes == [0.1, 0.2, 0.3, 0.4, 0.5]
 
 
+def test_load_dataset_of_an_npz_without_labels_says_so(tmp_path):
+    np.savez(tmp_path / "x.npz", X=np.ones((5, 2)))
+    assert load_table(tmp_path / "x.npz").y is None  # fine for predict
+    with pytest.raises(DataError) as e:
+        load_dataset(tmp_path / "x.npz")
+    msg = one_line(e)
+    assert str(tmp_path / "x.npz") in msg and "no labels" in msg and "'y'" in msg
+
+
 # --------------------------------------------------------------------------------------------
 # Labels, splits, Dataset
 # --------------------------------------------------------------------------------------------
