@@ -1440,7 +1440,9 @@ def _table_task(y: np.ndarray, task: str | None, path) -> str:
         if task not in _TASKS:
             raise ValueError(f"task={task!r} is not valid; expected one of {_TASKS}")
         if task == "regression" and y.dtype.kind not in "iuf":
-            raise DataError(f"{path}: labels like {y[0]!r} are not numbers; cannot regress them")
+            raise DataError(
+                f"{path}: labels like {str(y.flat[0])!r} are not numbers; cannot regress them"
+            )
         return task
     return "classification" if y.dtype.kind in "iuU" and y.ndim == 1 else "regression"
 
@@ -1468,6 +1470,7 @@ def _dataset_from_table(path: Path, kw: dict) -> Dataset:
     if test_path is not None:
         tt = load_table(test_path, label_column, kw.get("delimiter"), dtype=dtype)
         _check_has_labels(tt, test_path)
+        _table_task(tt.y, task, test_path)  # regression targets must be numbers here too
         if tt.X.shape[1] != t.X.shape[1]:
             raise DataError(
                 f"{test_path}: {tt.X.shape[1]} features; expected {t.X.shape[1]} like {path}"

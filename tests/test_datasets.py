@@ -768,6 +768,15 @@ def test_load_dataset_of_an_npz_without_labels_says_so(tmp_path):
     assert str(tmp_path / "x.npz") in msg and "no labels" in msg and "'y'" in msg
 
 
+def test_a_test_file_with_word_labels_for_a_regression_is_a_data_error(tmp_path):
+    train = write(tmp_path, "train.csv", "a,y\n1,0.5\n2,1.5\n3,2.5\n")
+    test = write(tmp_path, "test.csv", "a,y\n1,cat\n2,dog\n")
+    with pytest.raises(DataError) as e:
+        load_dataset(train, test_path=test)
+    msg = one_line(e)
+    assert str(test) in msg and "'cat'" in msg and "not numbers" in msg
+
+
 # --------------------------------------------------------------------------------------------
 # Labels, splits, Dataset
 # --------------------------------------------------------------------------------------------
