@@ -975,6 +975,8 @@ def _read_csv(path: Path, label_column, delimiter, dt: np.dtype) -> Table:
     rows = _split_lines(text, delimiter, path)
     if not rows:
         raise DataError(f"{path}: the file is empty; expected rows of numbers")
+    if all(len(cells) > 1 and cells[-1] == "" for _, cells in rows):
+        rows = [(i, cells[:-1]) for i, cells in rows]  # a delimiter ending every line
     n_cols = len(rows[0][1])
     for lineno, cells in rows:
         if len(cells) != n_cols:
@@ -1137,9 +1139,10 @@ def load_table(
 
     - **CSV / text** (any suffix but ``.npy``/``.npz``): one sample per line; blank lines and
       lines starting with ``#`` are skipped. The delimiter is guessed from the first line
-      (``,`` then ``;``, tab, ``|``, else whitespace) unless given. A first row with any cell
-      that is not a number is a header. Feature cells must be finite numbers; labels may be
-      numbers or words (class names).
+      (``,`` then ``;``, tab, ``|``, else whitespace) unless given; a delimiter ending every
+      line (spreadsheet exports) adds no column. A first row with any cell that is not a
+      number is a header. Feature cells must be finite numbers; labels may be numbers or
+      words (class names).
     - **NPY**: a 2-D numeric array; ``label_column`` picks the label column.
     - **NPZ**: arrays ``X`` and ``y`` (or ``data`` and ``target``); ``label_column`` is
       ignored. An ``X`` of images ``(n, h, w)`` is flattened and ``image_shape`` set.

@@ -654,6 +654,19 @@ def test_csv_without_header_and_other_delimiters(tmp_path):
     assert t.y.tolist() == [2, 4]
 
 
+def test_csv_with_a_delimiter_ending_every_line(tmp_path):
+    """Spreadsheet exports often end each line with the delimiter: that is not an empty last
+    column (the label column by default)."""
+    t = load_table(write(tmp_path, "h.csv", "a,b,label,\r\n1,2,cat,\r\n3,4,dog,\r\n"))
+    assert t.X.tolist() == [[1, 2], [3, 4]] and t.y.tolist() == ["cat", "dog"]
+    assert t.feature_names == ["a", "b"] and t.label_name == "label"
+    t = load_table(write(tmp_path, "n.csv", "1;2;0;\n3;4;1;\n"))
+    assert t.X.tolist() == [[1, 2], [3, 4]] and t.y.tolist() == [0, 1]
+    # A label missing on one line only is still an error.
+    with pytest.raises(DataError, match="line 2, column 3: empty label"):
+        load_table(write(tmp_path, "m.csv", "1,2,0,\n3,4,,\n"), label_column=2)
+
+
 @pytest.mark.parametrize(
     "text, kw, expected",
     [
