@@ -121,6 +121,8 @@ _IDX_TYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 _IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_TYPES.items()}
+# The most dimensions a NumPy array can have.
+_MAX_NDIM = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
 
 
 def _read_file_bytes(path: Path) -> bytearray:
@@ -200,8 +202,10 @@ def _parse_idx(data: bytes | bytearray, path: Any) -> np.ndarray:
     if code not in _IDX_TYPES:
         known = ", ".join(f"0x{c:02x}" for c in _IDX_TYPES)
         raise DataError(f"{path}: unknown IDX data type code 0x{code:02x}; expected one of {known}")
-    if ndim == 0:
-        raise DataError(f"{path}: IDX header gives 0 dimensions; expected at least 1")
+    if not 1 <= ndim <= _MAX_NDIM:
+        raise DataError(
+            f"{path}: IDX header gives {ndim} dimensions; expected 1..{_MAX_NDIM} (NumPy's limit)"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(

@@ -134,6 +134,7 @@ def _idx_bytes(a):
         (b"\x01\x00\x08\x01" + bytes(5), "magic"),
         (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "type code 0x07"),
         (b"\x00\x00\x08\x00", "0 dimensions"),
+        (b"\x00\x00\x08\xff" + b"\x00\x00\x00\x01" * 255 + b"\x05", "255 dimensions"),
         (b"\x00\x00\x08\x02\x00\x00\x00\x02", "truncated IDX header"),
         (_idx_bytes(np.zeros((2, 3), np.uint8))[:-1], "length mismatch (truncated)"),
         (_idx_bytes(np.zeros((2, 3), np.uint8)) + b"\x00", "length mismatch (trailing bytes)"),
