@@ -1125,6 +1125,14 @@ def _load_npz(path: Path, dt: np.dtype) -> Table:
                     f"{path}: {yk} of shape {y.shape} holds words; expected one word label "
                     "per sample (shape (n,))"
                 )
+            if y.dtype.kind == "S":
+                try:
+                    y = np.char.decode(y, "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{path}: {yk} holds bytes that are not UTF-8 text ({exc.reason}); "
+                        "expected word labels as str or UTF-8 bytes"
+                    ) from None
             y = y.astype(str)
         else:
             _check_numeric(y, f"{path}: {yk}")

@@ -744,6 +744,16 @@ def test_npz_tables(tmp_path):
         load_table(tmp_path / "e.npz")
 
 
+def test_npz_word_labels_stored_as_bytes(tmp_path):
+    np.savez(tmp_path / "b.npz", X=np.ones((2, 2)), y=np.array([b"cat", "café".encode()]))
+    assert load_table(tmp_path / "b.npz").y.tolist() == ["cat", "café"]
+    np.savez(tmp_path / "l.npz", X=np.ones((2, 2)), y=np.array([b"cat", "café".encode("latin-1")]))
+    with pytest.raises(DataError) as e:
+        load_table(tmp_path / "l.npz")
+    msg = one_line(e)
+    assert str(tmp_path / "l.npz") in msg and "UTF-8" in msg
+
+
 def test_load_dataset_from_a_table(tmp_path):
     rng = np.random.default_rng(0)
     rows = [
