@@ -1860,7 +1860,8 @@ class Scale:
         elif a.dtype.kind == "u":
             self.factor_ = float(np.iinfo(a.dtype).max)
         else:
-            m = float(np.abs(a).max()) if a.size else 0.0
+            # not np.abs: it wraps the most negative integer (-128 in int8) to itself
+            m = max(abs(float(a.max())), abs(float(a.min()))) if a.size else 0.0
             self.factor_ = m if m > 0 else 1.0
         return self
 

@@ -934,6 +934,9 @@ def test_scale_and_as_float():
     assert s.transform(np.array([[2.0]], np.float32)).dtype == np.float32
     assert s.inverse_transform(np.array([[0.5, -1.0]])).tolist() == [[2.0, -4.0]]
     assert Scale().fit(np.zeros((2, 2))).factor_ == 1.0
+    # The most negative integer has no positive counterpart in its type: np.abs wraps it.
+    assert Scale().fit(np.array([[-128, 5]], np.int8)).factor_ == 128.0
+    assert Scale().fit(np.array([[-(2**63), 5]], np.int64)).factor_ == 2.0**63
     cfg = json.loads(json.dumps(Scale(16).to_config()))
     assert cfg == {"type": "scale", "factor": 16.0}
     assert scaler_from_config(cfg).transform(np.array([[8.0]])).tolist() == [[0.5]]
