@@ -1076,6 +1076,8 @@ def _load_npy(path: Path, label_column, dt: np.dtype) -> Table:
         raise DataError(f"{path}: array of shape {a.shape}; expected 2-D (samples, columns)")
     if a.shape[0] == 0:
         raise DataError(f"{path}: the array has no rows; expected at least one sample")
+    if a.shape[1] == 0:
+        raise DataError(f"{path}: the array has no columns; expected at least one feature column")
     _check_numeric(a, str(path))
     if label_column is None:
         return Table(a.astype(dt), None, None, None, None)
@@ -1110,8 +1112,11 @@ def _load_npz(path: Path, dt: np.dtype) -> Table:
     except Exception as exc:  # a damaged member: ValueError, BadZipFile, zlib.error, ...
         msg = first_line(exc)
         raise DataError(f"{path}: not a readable .npz file ({msg})") from None
-    if X.ndim < 2 or X.shape[0] == 0:
-        raise DataError(f"{path}: {xk} of shape {X.shape}; expected (samples, features...)")
+    if X.ndim < 2 or X.shape[0] == 0 or X[0].size == 0:
+        raise DataError(
+            f"{path}: {xk} of shape {X.shape}; expected (samples, features...) with at least "
+            "one sample and one feature"
+        )
     _check_numeric(X, f"{path}: {xk}")
     image_shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
     X = X.reshape(len(X), -1)

@@ -754,6 +754,17 @@ def test_npz_word_labels_stored_as_bytes(tmp_path):
     assert str(tmp_path / "l.npz") in msg and "UTF-8" in msg
 
 
+def test_arrays_without_feature_columns_are_refused(tmp_path):
+    np.savez(tmp_path / "a.npz", X=np.zeros((3, 0)), y=np.zeros(3))
+    np.savez(tmp_path / "b.npz", X=np.zeros((3, 4, 0)), y=np.zeros(3))
+    np.save(tmp_path / "c.npy", np.zeros((3, 0)))
+    for name, kw in (("a.npz", {}), ("b.npz", {}), ("c.npy", {"label_column": None})):
+        with pytest.raises(DataError) as e:
+            load_table(tmp_path / name, **kw)
+        msg = one_line(e)
+        assert str(tmp_path / name) in msg and "feature" in msg, name
+
+
 def test_load_dataset_from_a_table(tmp_path):
     rng = np.random.default_rng(0)
     rows = [
