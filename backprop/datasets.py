@@ -589,7 +589,15 @@ def _load_idx_set(
         if part in verified:  # just downloaded and checked
             arrays[part] = _parse_idx(verified.pop(part), path)
             continue
-        data = _read_file_bytes(path)
+        try:
+            data = _read_file_bytes(path)
+        except DataError as exc:
+            if not from_cache:
+                raise
+            path.unlink(missing_ok=True)  # ours, and no run could read it
+            raise DataError(
+                f"{exc}; the bad cached file was deleted; run again to download it anew"
+            ) from None
         if verify:
             got = _sha256(data)
             expected = spec.sha256[part]

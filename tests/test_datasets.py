@@ -518,6 +518,26 @@ def test_corrupt_cached_file_is_deleted(tmp_path):
     assert not (cache / "mnist" / "train-images-idx3-ubyte.gz").exists()
 
 
+def test_unreadable_cached_file_is_deleted_like_a_wrong_one(tmp_path):
+    cache = make_fake_set(tmp_path / "cache" / "mnist")
+    gz = cache / "t10k-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:-10])  # cut short: not a valid gzip stream
+    with pytest.raises(DataError) as e:
+        load_mnist(download=False, cache_dir=cache.parent, verify=False)
+    msg = one_line(e)
+    assert str(gz) in msg and "bad gzip stream" in msg
+    assert "cached file was deleted" in msg and not gz.exists()
+    with pytest.raises(DataError, match="not found"):  # so the next run downloads it anew
+        load_mnist(download=False, cache_dir=cache.parent, verify=False)
+    # A user's own directory is never touched.
+    d = make_fake_set(tmp_path / "d")
+    own = d / "t10k-labels-idx1-ubyte.gz"
+    own.write_bytes(own.read_bytes()[:-10])
+    with pytest.raises(DataError, match="bad gzip stream"):
+        load_mnist(d, download=False, verify=False)
+    assert own.exists()
+
+
 @needs_fashion
 def test_fashion_mnist_from_the_debian_package(tmp_path):
     (X, y), (Xt, yt) = load_fashion_mnist(download=False, cache_dir=tmp_path)  # verified
