@@ -1483,6 +1483,15 @@ def _fmt(value, spec: str) -> str:
     return "n/a"
 
 
+def _activation_label(spec) -> str:
+    """An activation of a model config as text: its name, with its options (a leaky ReLU's
+    slope) when the config stores them."""
+    if not isinstance(spec, dict):
+        return str(spec)
+    opts = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{spec.get('name')}({opts})"
+
+
 def cmd_info(args) -> int:
     from .io import read_metadata
 
@@ -1507,10 +1516,10 @@ def cmd_info(args) -> int:
         f"{meta['file_size']:,} bytes",
     )
     if cfg.get("type") == "MLP":
-        acts = cfg.get("activation") or []
+        acts = [_activation_label(a) for a in cfg.get("activation") or []]
         act = acts[0] if acts and all(a == acts[0] for a in acts) else ",".join(acts) or "-"
         arch = "-".join(str(s) for s in cfg["sizes"])
-        desc = f"MLP {arch}, {act} hidden, {cfg.get('output')} output"
+        desc = f"MLP {arch}, {act} hidden, {_activation_label(cfg.get('output'))} output"
         drops = [d for d in cfg.get("dropout") or [] if d]
         if drops:
             desc += f", dropout {','.join(f'{d:g}' for d in cfg['dropout'])}"

@@ -32,7 +32,7 @@ from ._validation import (
     check_positive_int,
     check_targets,
 )
-from .activations import Activation, get_activation
+from .activations import ACTIVATIONS, Activation, get_activation
 from .init import default_init_for, initialize
 from .losses import BinaryCrossEntropy, CrossEntropy, default_loss_for, get_loss
 
@@ -60,6 +60,14 @@ def _per_hidden_dropout(dropout, n_hidden: int) -> list:
             f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
         )
     return drops
+
+
+def _activation_spec(act: Activation):
+    """An activation for a config: its name, or its config dict when it has options that
+    differ from the defaults (a leaky ReLU's slope), so that the model rebuilds the same."""
+    cfg = act.to_config()
+    default = ACTIVATIONS.get(act.name)
+    return act.name if default is not None and cfg == default().to_config() else cfg
 
 
 def _rng(rng) -> np.random.Generator:
@@ -968,8 +976,12 @@ class MLP(Sequential):
         return {
             "type": "MLP",
             "sizes": self.sizes,
-            "activation": self.activation,
-            "output": self.output,
+            "activation": [
+                _activation_spec(layer.activation)
+                for layer in self.layers
+                if isinstance(layer, ActivationLayer)
+            ][:-1],
+            "output": _activation_spec(self.layers[-1].activation),
             "init": self.init,
             "dtype": str(self.dtype),
             "dropout": self.dropout,

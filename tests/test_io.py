@@ -112,6 +112,23 @@ def test_sequential_with_embedding_maxout_and_dropout(tmp_path):
     assert list(read_metadata(p)["tensors"]) == ["E1", "W2", "b2", "W3", "b3"]
 
 
+def test_mlp_keeps_a_leaky_relu_slope_through_save_and_load(tmp_path):
+    net = MLP(
+        [3, 4, 2],
+        activation={"name": "leaky_relu", "alpha": 0.3},
+        output={"name": "leaky_relu", "alpha": 0.2},
+        seed=0,
+    )
+    p = tmp_path / "leaky.safetensors"
+    save(net, p)
+    back = load(p)
+    X = -np.arange(1.0, 7.0).reshape(2, 3)  # negative inputs: the slope matters
+    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    assert back.layers[1].activation.alpha == 0.3
+    assert back.layers[-1].activation.alpha == 0.2
+    assert back.activation == ["leaky_relu"]
+
+
 def test_preprocessing_forms():
     s = Scale(255.0)
     assert normalize_preprocessing(None) is None
