@@ -33,9 +33,11 @@ from .optimizers import FULL_BATCH, get_optimizer, minimize_lbfgs
 __all__ = ["fit", "Trainer", "evaluate"]
 
 
-def _accuracy(A: np.ndarray, Y: np.ndarray) -> float:
-    if A.shape[1] == 1:
-        return float(np.mean((A[:, 0] >= 0.5) == (Y[:, 0] >= 0.5)))
+def _accuracy(A: np.ndarray, Y: np.ndarray, binary: bool = False) -> float:
+    """The share of rows predicted right: one output or several sigmoids (``binary``), every
+    output on the side of 0.5 of its target; a softmax, the largest output at the class."""
+    if A.shape[1] == 1 or binary:
+        return float(np.mean(((A >= 0.5) == (Y >= 0.5)).all(axis=1)))
     return float(np.mean(A.argmax(axis=1) == Y.argmax(axis=1)))
 
 
@@ -58,6 +60,7 @@ def _evaluate_checked(net, Xc, Yc, loss, batch_size=4096):
     # it: the same number on the same data, with no clipping of log(a) at a tiny a.
     fused = net._fuses_output(loss)
     last = net.layers[-1]
+    binary = loss.name == "binary_cross_entropy"
     for s in range(0, n, batch_size):
         Yb = Yc[s : s + batch_size]
         if fused:
@@ -70,7 +73,7 @@ def _evaluate_checked(net, Xc, Yc, loss, batch_size=4096):
         m = len(A)
         total += value * m
         if loss.classification:
-            correct += _accuracy(A, Yb) * m
+            correct += _accuracy(A, Yb, binary) * m
     out = {"loss": total / n}
     if loss.classification:
         out["accuracy"] = correct / n
@@ -300,9 +303,14 @@ def fit(
     if classification:
         # Training accuracy: the prediction of each sample as it was trained, compared with
         # its label once per epoch (one argmax per batch instead of four array operations).
+        # Several sigmoid outputs (multi-label): a row is right when all its outputs are.
         single = net.n_out == 1
-        labels = Yc[:, 0] >= 0.5 if single else Yc.argmax(axis=1)
-        preds = np.empty(n, dtype=bool if single else np.intp)
+        multi = not single and loss.name == "binary_cross_entropy"
+        if single:
+            labels = Yc[:, 0] >= 0.5
+        else:
+            labels = Yc >= 0.5 if multi else Yc.argmax(axis=1)
+        preds = np.empty(labels.shape, dtype=bool if single or multi else np.intp)
     loss_grad = net._loss_grad
     net._use_workspace(True)
     for cb in cbs:
@@ -342,6 +350,8 @@ def fit(
                     out = net._output
                     if single:
                         np.greater_equal(out[:, 0], 0.5, out=preds[start:stop])
+                    elif multi:
+                        np.greater_equal(out, 0.5, out=preds[start:stop])
                     else:
                         np.argmax(out, axis=1, out=preds[start:stop])
                 lr_now = opt.current_lr()
@@ -366,7 +376,8 @@ def fit(
             logs = {"loss": epoch_loss}
             if classification:
                 truth = labels[order[:seen]] if shuffle else labels[:seen]
-                acc = np.count_nonzero(preds[:seen] == truth) / seen
+                hits = preds[:seen] == truth
+                acc = np.count_nonzero(hits.all(axis=1) if multi else hits) / seen
                 history.accuracy.append(acc)
                 logs["accuracy"] = acc
             if val is not None:

@@ -465,3 +465,23 @@ def test_small_api_edges_are_one_line_errors_or_work():
         SynapticPlasticity(None)
     with pytest.raises(TypeError, match="a history is a dict of per-epoch lists"):
         History.from_dict(None)
+
+
+def test_accuracy_of_several_sigmoid_outputs_counts_rows_with_every_label_right(rng):
+    # Multi-label targets: a row is right when every output is on the right side of 0.5 (as
+    # scikit-learn's accuracy_score), not when the largest output sits where the largest target
+    # does, which is meaningless for rows with several labels or none.
+    X = rng.normal(size=(200, 4))
+    Y = (X[:, :3] > 0).astype(float)
+    net = MLP([4, 16, 3], output="sigmoid", seed=0)
+    hist = fit(net, X, Y, epochs=3, lr=0.01, validation_data=(X, Y))
+    A = net.forward(X)
+    expected = float(np.mean(((A >= 0.5) == (Y >= 0.5)).all(axis=1)))
+    assert evaluate(net, X, Y)["accuracy"] == pytest.approx(expected)
+    assert hist.val_accuracy[-1] == pytest.approx(expected)
+    fit(net, X, Y, epochs=200, lr=0.01)
+    A = net.forward(X)
+    assert ((A >= 0.5) == (Y >= 0.5)).all()  # every label of every row right
+    assert evaluate(net, X, Y)["accuracy"] == 1.0
+    hist = fit(net, X, Y, epochs=1, lr=1e-6, batch_size=200, shuffle=False)
+    assert hist.accuracy == [1.0]
