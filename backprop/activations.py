@@ -44,12 +44,18 @@ def _expit():
     return _EXPIT[0]
 
 
+def _float(z: np.ndarray) -> np.ndarray:
+    """``z`` itself when it holds floats, else as float64 (integer logits, ...)."""
+    return z if z.dtype.kind == "f" else z.astype(np.float64)
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax ``exp(z_i - max z) / sum_j exp(z_j - max z)``.
 
     Shifting by the row maximum leaves the value unchanged and keeps every exponent <= 0,
     so nothing overflows even at ``|z| = 1000``.
     """
+    z = _float(z)
     e = z - z.max(axis=-1, keepdims=True)
     np.exp(e, out=e)
     e /= e.sum(axis=-1, keepdims=True)
@@ -181,9 +187,11 @@ class LeakyReLU(Activation):
         self.alpha = alpha
 
     def forward(self, z):
+        z = _float(z)
         return np.where(z > 0, z, z * z.dtype.type(self.alpha))
 
     def backward(self, z, a, grad_a):
+        grad_a = _float(grad_a)
         return np.where(z > 0, grad_a, grad_a * grad_a.dtype.type(self.alpha))
 
     def to_config(self):

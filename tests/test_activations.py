@@ -95,3 +95,16 @@ def test_buffered_variants_equal_forward_and_backward(name, dtype, rng):
     g = rng.normal(size=z.shape).astype(dtype)
     expected = act.backward(z, act.forward(z), g.copy())
     np.testing.assert_array_equal(act._backward_inplace(z, a, g.copy(), buffer), expected)
+
+
+def test_integer_arrays_give_the_values_of_their_floats():
+    z = np.array([[-10, -1, 0, 3]])
+    zf = z.astype(np.float64)
+    for name in ELEMENTWISE + ["softmax"]:
+        act = get_activation(name)
+        np.testing.assert_allclose(act.forward(z), act.forward(zf), err_msg=name)
+        if name != "softmax":
+            np.testing.assert_allclose(act.derivative(z), act.derivative(zf), err_msg=name)
+    np.testing.assert_allclose(get_activation("leaky_relu").forward(z), [[-0.1, -0.01, 0, 3]])
+    np.testing.assert_allclose(softmax(z), softmax(zf))
+    np.testing.assert_allclose(log_softmax(z), log_softmax(zf))
