@@ -181,7 +181,12 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        alpha = float(alpha)
+        try:
+            alpha = float(alpha)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"leaky_relu alpha={alpha!r} is invalid: expected a number, 0 <= alpha < 1"
+            ) from None
         if not (0 <= alpha < 1):
             raise ValueError(f"leaky_relu alpha={alpha!r} is invalid: expected 0 <= alpha < 1")
         self.alpha = alpha

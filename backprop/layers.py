@@ -59,6 +59,11 @@ def _per_hidden_dropout(dropout, n_hidden: int) -> list:
         raise ValueError(
             f"dropout has {len(drops)} entries: expected one per hidden layer ({n_hidden})"
         )
+    for p in drops:
+        try:
+            float(p)
+        except (TypeError, ValueError):
+            raise TypeError(f"dropout p={p!r} is invalid: expected a number in [0, 1)") from None
     return drops
 
 
@@ -286,7 +291,10 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, *, rng=None):
         super().__init__()
-        p = float(p)
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise TypeError(f"dropout p={p!r} is invalid: expected a number in [0, 1)") from None
         if not (0.0 <= p < 1.0):
             raise ValueError(f"dropout p={p!r} is invalid: expected 0 <= p < 1")
         self.p = p

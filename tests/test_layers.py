@@ -399,6 +399,19 @@ def test_a_network_starting_with_an_embedding_checks_its_ids():
         (lambda: MLP([2, 3, 1], seed="abc"), TypeError, r"seed='abc' is invalid"),
         (lambda: MLP([2, 3, 1], seed=-1), ValueError, r"seed=-1 is invalid"),
         (lambda: Dense(2, 3, rng="x"), TypeError, r"rng='x' is invalid"),
+        (lambda: Dropout(None), TypeError, r"dropout p=None is invalid: expected a number"),
+        (lambda: Dropout("half"), TypeError, r"dropout p='half' is invalid"),
+        (lambda: MLP([2, 3, 1], dropout=[None]), TypeError, r"dropout p=None is invalid"),
+        (
+            lambda: MLP([2, 3, 1], activation={"name": "leaky_relu", "alpha": None}),
+            TypeError,
+            r"leaky_relu alpha=None is invalid: expected a number",
+        ),
+        (
+            lambda: ActivationLayer({"name": "leaky_relu", "alpha": [0.1]}),
+            TypeError,
+            r"leaky_relu alpha=\[0.1\] is invalid",
+        ),
     ],
 )
 def test_constructors_refuse_bad_sizes_dtypes_and_seeds(make, error, match):
