@@ -513,7 +513,16 @@ class Sequential(FlatParams):
     """
 
     def __init__(self, layers: Iterable[Layer], *, n_in: int | None = None):
-        self.layers = list(layers)
+        try:
+            self.layers = list(layers)
+        except TypeError:
+            raise TypeError(f"layers={layers!r} is invalid: expected a list of layers") from None
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"layers[{i}] is a {type(layer).__name__}: expected a layer (Dense, "
+                    "ActivationLayer('relu'), Dropout, Maxout, Embedding)"
+                )
         if not self.layers:
             raise ValueError("Sequential needs at least one layer")
         self.n_in = check_positive_int(n_in, "n_in") if n_in is not None else self._infer_n_in()

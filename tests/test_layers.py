@@ -399,6 +399,12 @@ def test_a_network_starting_with_an_embedding_checks_its_ids():
         (lambda: MLP([2, 3, 1], seed="abc"), TypeError, r"seed='abc' is invalid"),
         (lambda: MLP([2, 3, 1], seed=-1), ValueError, r"seed=-1 is invalid"),
         (lambda: Dense(2, 3, rng="x"), TypeError, r"rng='x' is invalid"),
+        (lambda: Sequential(None), TypeError, r"layers=None is invalid: expected a list of"),
+        (
+            lambda: Sequential([Dense(2, 3), "relu"]),
+            TypeError,
+            r"layers\[1\] is a str: expected a layer .*ActivationLayer\('relu'\)",
+        ),
         (lambda: Dropout(None), TypeError, r"dropout p=None is invalid: expected a number"),
         (lambda: Dropout("half"), TypeError, r"dropout p='half' is invalid"),
         (lambda: MLP([2, 3, 1], dropout=[None]), TypeError, r"dropout p=None is invalid"),
