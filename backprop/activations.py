@@ -14,6 +14,8 @@ Names map to classes through :data:`ACTIVATIONS`; :func:`get_activation` resolve
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 __all__ = [
@@ -275,6 +277,13 @@ def get_activation(spec: str | dict | Activation) -> Activation:
         if cls is None:
             raise ValueError(
                 f"unknown activation {name!r}: expected one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        allowed = [k for k in inspect.signature(cls).parameters if k != "self"]
+        unknown = sorted(k for k in spec if k not in allowed)
+        if unknown:
+            raise ValueError(
+                f"activation {name!r} has no option {unknown[0]!r}: expected "
+                + (f"one of {', '.join(allowed)}" if allowed else "no options besides 'name'")
             )
         return cls(**spec)
     if isinstance(spec, str):

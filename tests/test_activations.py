@@ -108,3 +108,11 @@ def test_integer_arrays_give_the_values_of_their_floats():
     np.testing.assert_allclose(get_activation("leaky_relu").forward(z), [[-0.1, -0.01, 0, 3]])
     np.testing.assert_allclose(softmax(z), softmax(zf))
     np.testing.assert_allclose(log_softmax(z), log_softmax(zf))
+
+
+def test_activation_config_with_an_unknown_option_is_named():
+    with pytest.raises(ValueError, match=r"'relu' has no option 'alpha'"):
+        get_activation({"name": "relu", "alpha": 0.1})
+    with pytest.raises(ValueError, match=r"'leaky_relu' has no option 'slope': expected one of "):
+        get_activation({"name": "leaky_relu", "slope": 0.1})
+    assert get_activation({"name": "leaky_relu", "alpha": 0.2}).alpha == 0.2
