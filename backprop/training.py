@@ -474,7 +474,7 @@ def _diverged(trainer, last_good, epoch, what):
     np.copyto(trainer.net.flat_params, last_good)
     opt = trainer.optimizer
     lr = opt.current_lr() if hasattr(opt, "current_lr") else None
-    hint = f" The learning rate ({lr:g}) is probably too high" if lr is not None else ""
+    hint = f". The learning rate ({lr:g}) is probably too high" if lr is not None else ""
     for cb in trainer.callbacks:  # early stopping may put back its best epoch's weights
         cb.on_train_end(trainer)
     best = next(
@@ -492,7 +492,7 @@ def _diverged(trainer, last_good, epoch, what):
     else:
         restored = "the initial ones"
     msg = (
-        f"training diverged in epoch {epoch}: {what}.{hint}; the weights were restored to "
+        f"training diverged in epoch {epoch}: {what}{hint}; the weights were restored to "
         f"{restored}."
     )
     trainer.history.stop_reason = msg
@@ -504,7 +504,13 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
     net, loss, history = trainer.net, trainer.loss, trainer.history
     theta = net.flat_params
 
+    begin = [True]  # an iteration begins with its first evaluation (SciPy may stop before)
+
     def fun(x):
+        if begin[0]:
+            begin[0] = False
+            for cb in trainer.callbacks:
+                cb.on_epoch_begin(trainer, trainer.epoch + 1)
         theta[...] = x
         value = net._loss_grad(Xc, Yc, loss, l2, regularizers, True)
         return value, net.flat_grads.astype(np.float64)
@@ -523,6 +529,9 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
         now = time.perf_counter()
         history.epoch_time.append(now - t0[0])
         t0[0] = now
+        trainer.epoch += 1
+        for cb in trainer.callbacks:  # one full-batch update per iteration
+            cb.on_batch_end(trainer, trainer.epoch, history.loss[-1], len(Xc))
         logs = {"loss": history.loss[-1]}
         if val is not None:
             ev = _evaluate_checked(net, val[0], val[1], loss)
@@ -531,24 +540,26 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
             if "accuracy" in ev:
                 history.val_accuracy.append(ev["accuracy"])
                 logs["val_accuracy"] = ev["accuracy"]
-        trainer.epoch += 1
         for cb in trainer.callbacks:
             cb.on_epoch_end(trainer, trainer.epoch, logs)
         if loss_threshold is not None and history.loss[-1] < loss_threshold:
             raise StopIteration
         if trainer.stop_training:
             raise StopIteration
+        begin[0] = True
 
     for cb in trainer.callbacks:
         cb.on_train_begin(trainer)
     try:
-        res = minimize_lbfgs(
-            fun,
-            theta.astype(np.float64),
-            max_iter=max_iter,
-            tol=tol if tol is not None else 1e-9,
-            callback=callback,
-        )
+        # A non-finite loss is reported once below, as in the mini-batch loop.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            res = minimize_lbfgs(
+                fun,
+                theta.astype(np.float64),
+                max_iter=max_iter,
+                tol=tol if tol is not None else 1e-9,
+                callback=callback,
+            )
     except KeyboardInterrupt:
         # Ctrl-C: keep the last accepted iterate (not a line-search trial point), as the
         # mini-batch loop keeps its weights, and return the history so far.
@@ -557,6 +568,11 @@ def _fit_lbfgs(trainer, Xc, Yc, val, l2, regularizers, max_iter, loss_threshold,
         history.interrupted = True
         history.stop_reason = f"interrupted during iteration {trainer.epoch + 1}"
     else:
+        if not (np.isfinite(res.fun) and np.isfinite(res.x).all()):
+            # SciPy stops at a NaN or infinite loss (the first one, or one its line search
+            # cannot back away from): keep the last accepted iterate, as the mini-batch loop does.
+            history.n_steps = trainer.epoch
+            _diverged(trainer, accepted, trainer.epoch + 1, f"the loss is {float(res.fun)}")
         theta[...] = res.x
         history.n_steps = int(getattr(res, "nit", trainer.epoch))
         history.stop_reason = history.stop_reason or f"L-BFGS: {res.message}"

@@ -222,6 +222,52 @@ def test_ctrl_c_during_lbfgs_stops_cleanly_with_the_last_accepted_iterate(rng):
     np.testing.assert_array_equal(net.flat_params, seen[-1])
 
 
+def test_lbfgs_calls_every_callback_hook_once_per_iteration(rng):
+    """L-BFGS called only on_train_begin/on_epoch_end/on_train_end: a callback counting epochs
+    or updates saw none."""
+    X = rng.uniform(-1, 1, size=(40, 1))
+    y = np.sin(3 * X)
+    calls = []
+
+    class Log(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            calls.append(("begin", epoch))
+
+        def on_batch_end(self, trainer, step, batch_loss, batch_size):
+            calls.append(("batch", step, batch_size, batch_loss))
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            calls.append(("end", epoch, logs["loss"]))
+
+    net = MLP([1, 8, 1], activation="tanh", dtype="float64", seed=0)
+    h = fit(net, X, y, optimizer="lbfgs", epochs=3, callbacks=[Log()])
+    assert [c[:2] for c in calls] == [
+        ("begin", 1), ("batch", 1), ("end", 1),
+        ("begin", 2), ("batch", 2), ("end", 2),
+        ("begin", 3), ("batch", 3), ("end", 3),
+    ]  # fmt: skip
+    assert all(c[2] == 40 for c in calls if c[0] == "batch")
+    assert (
+        [c[3] for c in calls if c[0] == "batch"] == h.loss == [c[2] for c in calls if c[0] == "end"]
+    )
+
+
+def test_lbfgs_on_a_non_finite_loss_raises_training_diverged_and_keeps_the_weights(rng):
+    """A loss that is NaN from the start made SciPy stop with 'ABNORMAL' and fit returned an
+    empty history, with NumPy's overflow warnings printed; the mini-batch loop raises."""
+    X = (rng.standard_normal((30, 3)) * 1e20).astype(np.float32)
+    y = (rng.standard_normal((30, 1)) * 1e20).astype(np.float32)
+    net = MLP([3, 4, 1], seed=0)
+    before = net.flat_params.copy()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings either
+        with pytest.raises(TrainingDiverged, match=r"^training diverged in epoch 1: the loss is n"):
+            fit(net, X, y, optimizer="lbfgs", epochs=5)
+    np.testing.assert_array_equal(net.flat_params, before)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
