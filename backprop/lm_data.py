@@ -483,8 +483,10 @@ def brown_splits(
     The cut is made at the sentence boundary NEAREST the word counts (so no sentence is broken and
     every split starts a fresh sentence): train holds the first sentences whose words add up as
     close as possible to ``train_words``; validation the following ones up to
-    ``train_words + valid_words`` words in all; test the rest. Words are counted without the
-    ``</s>`` marks; each split is returned as a stream with ``eos`` after every sentence
+    ``train_words + valid_words`` words in all; test the rest. When the corpus has more words
+    than ``train_words + valid_words`` but those boundaries take every sentence, the last
+    sentence is the test part (and validation at least the one before it). Words are counted
+    without the ``</s>`` marks; each split is returned as a stream with ``eos`` after every sentence
     (:func:`sentences_to_stream`).
 
     On NLTK's Brown (57,340 sentences, 1,161,192 words): train 35,523 sentences / 800,001 words;
@@ -522,6 +524,11 @@ def brown_splits(
     cum = np.cumsum(lengths)
     a = _nearest_boundary(cum, train_words, 0)
     b = _nearest_boundary(cum, train_words + valid_words, a)
+    if b >= len(lengths) and cum[-1] > train_words + valid_words:
+        # words are left for a test part, but the nearest boundaries took every sentence:
+        # the last sentence becomes the test part, the one before it (at least) validation
+        b = len(lengths) - 1
+        a = min(a, b - 1)
     if b >= len(lengths):
         raise ValueError(
             f"the corpus has {int(cum[-1])} words: expected more than "

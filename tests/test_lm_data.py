@@ -224,6 +224,18 @@ def test_brown_splits_nearest_sentence_boundary():
         brown_splits(sents, train_words=10, valid_words=4)
     with pytest.raises(ValueError, match="at least 3"):
         brown_splits([["a"], ["b"]])
+
+
+def test_brown_splits_leaves_a_test_part_whenever_the_counts_leave_words_for_one():
+    # 14 words, 11 + 2 asked: the nearest boundaries (12 and 14 words) left no test part and
+    # the error said "the corpus has 14 words: expected more than ... 13", which it has.
+    sents = [["w"] * k for k in (3, 3, 3, 3, 2)]  # cumulative 3, 6, 9, 12, 14
+    sp = brown_splits(sents, train_words=11, valid_words=2)
+    assert sp.sentences == (3, 1, 1)
+    assert sp.test == ["w"] * 2 + ["</s>"]
+    # a few long sentences, as a small text file gives
+    sp = brown_splits([["w"] * 2] * 4, train_words=6, valid_words=1)
+    assert sp.sentences == (2, 1, 1)
     with pytest.raises(ValueError, match="train_words=0"):
         brown_splits(sents, train_words=0)
 
