@@ -113,8 +113,10 @@ def load_corpus(spec: dict):
         total = sum(len(s) for s in sents)
         vf, tf = spec.get("valid_fraction", 0.1), spec.get("test_fraction", 0.1)
         if spec.get("train_words") is None:
-            spec["train_words"] = max(1, round(total * (1 - vf - tf)))
-            spec["valid_words"] = max(1, round(total * vf))
+            # every part gets at least one word (a test part included), train the rest
+            valid_words, test_words = max(1, round(total * vf)), max(1, round(total * tf))
+            spec["train_words"] = max(1, total - valid_words - test_words)
+            spec["valid_words"] = valid_words
         if len(sents) < 3:
             raise ValueError(
                 f"{path} has {len(sents)} sentence(s): expected at least 3 (train, validation "

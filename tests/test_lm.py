@@ -716,3 +716,20 @@ def test_generation_context_is_the_prompts_last_sentence(toy_model):
     assert generate(lm, vocab, "the dog sees the cat .", temperature=0) == generate(
         lm, vocab, "", temperature=0
     )
+
+
+def test_a_text_corpus_of_three_sentences_is_split_one_each(tmp_path):
+    # "at least 3 sentences" is the documented minimum; 3 one-word lines asked for 2 + 1
+    # training and validation words (rounded from 80 % and 10 %) and left no test part.
+    from backprop.cli_lm import load_corpus
+
+    corpus = tmp_path / "three.txt"
+    corpus.write_text("one\ntwo\nthree\n")
+    spec, sp = load_corpus({"name": "text", "path": str(corpus)})
+    assert sp.sentences == (1, 1, 1)
+    assert (sp.train, sp.valid, sp.test) == (["one", "</s>"], ["two", "</s>"], ["three", "</s>"])
+    # the usual 80/10/10 of a larger text is kept
+    corpus.write_text("w\n" * 100)
+    spec, sp = load_corpus({"name": "text", "path": str(corpus)})
+    assert sp.sentences == (80, 10, 10)
+    assert (spec["train_words"], spec["valid_words"]) == (80, 10)
