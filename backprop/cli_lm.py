@@ -128,7 +128,10 @@ def load_corpus(spec: dict):
 
 def _corpus_spec(args) -> dict:
     if args.corpus == "brown":
-        return {"name": "brown", "path": args.brown_path, "lower": args.lower}
+        path = args.brown_path
+        if path is not None:  # kept in the model file: 'lm eval' may run from another folder
+            path = os.path.abspath(os.path.expanduser(path))
+        return {"name": "brown", "path": path, "lower": args.lower}
     return {
         "name": "text",
         "path": os.path.abspath(args.corpus),

@@ -733,3 +733,28 @@ def test_a_text_corpus_of_three_sentences_is_split_one_each(tmp_path):
     spec, sp = load_corpus({"name": "text", "path": str(corpus)})
     assert sp.sentences == (80, 10, 10)
     assert (spec["train_words"], spec["valid_words"]) == (80, 10)
+
+
+def _spy_on_corpus(monkeypatch):
+    """Replace the corpus loading of ``lm train`` / ``lm eval`` by a spy that records the spec
+    it gets and stops the command there."""
+    import backprop.cli_lm as cli_lm
+
+    seen = []
+
+    def spy(spec):
+        seen.append(spec)
+        raise ValueError("corpus spy")
+
+    monkeypatch.setattr(cli_lm, "load_corpus", spy)
+    return seen
+
+
+def test_cli_train_stores_the_brown_path_absolute(tmp_path, monkeypatch, capsys):
+    # the model file keeps the corpus for 'lm eval', which may run from another folder
+    seen = _spy_on_corpus(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["lm", "train", "--corpus", "brown", "--brown-path", "data/brown.zip",
+                         "--out", str(tmp_path / "m.safetensors")], capsys)  # fmt: skip
+    assert code == 1 and "corpus spy" in err
+    assert seen[-1]["path"] == str(tmp_path / "data" / "brown.zip")  # was 'data/brown.zip'
