@@ -459,6 +459,13 @@ def cmd_eval(args) -> int:
             raise ValueError(
                 f"{args.model} does not say which corpus it was trained on: pass --corpus or --text"
             )
+        if args.corpus is None and args.brown_path is not None:
+            if spec.get("name") != "brown":
+                raise ValueError(
+                    f"--brown-path {args.brown_path}: {args.model} was trained on "
+                    f"{_describe(spec)}, not Brown: expected --corpus brown with it"
+                )
+            spec = {**spec, "path": os.path.abspath(os.path.expanduser(args.brown_path))}
         spec, splits = load_corpus(spec)
         part = {"train": 0, "valid": 1, "test": 2}[args.split]
         ids = vocab.encode(splits[part])

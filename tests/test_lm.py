@@ -758,3 +758,24 @@ def test_cli_train_stores_the_brown_path_absolute(tmp_path, monkeypatch, capsys)
                          "--out", str(tmp_path / "m.safetensors")], capsys)  # fmt: skip
     assert code == 1 and "corpus spy" in err
     assert seen[-1]["path"] == str(tmp_path / "data" / "brown.zip")  # was 'data/brown.zip'
+
+
+def test_cli_eval_reads_brown_from_the_brown_path_given(tmp_path, monkeypatch, capsys):
+    # Without --corpus, eval took the path stored at training time and ignored --brown-path.
+    seen = _spy_on_corpus(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    vocab = Vocabulary().fit(["a", "b"])
+    lm = NeuralLM(len(vocab), order=2, dim=2, hidden=2, seed=0)
+    model = tmp_path / "brown.safetensors"
+    corpus = {"name": "brown", "path": "/gone/brown.zip", "lower": True}
+    save_lm(lm, model, vocab, training={"corpus": corpus})
+    code, _, err = _cli(["lm", "eval", str(model), "--brown-path", "moved/brown.zip"], capsys)
+    assert code == 1 and "corpus spy" in err
+    assert seen[-1] == {"name": "brown", "path": str(tmp_path / "moved" / "brown.zip"),
+                        "lower": True}  # fmt: skip
+    # a model of a text file has no use for it: said, not ignored
+    text = tmp_path / "text.safetensors"
+    save_lm(lm, text, vocab, training={"corpus": {"name": "text", "path": "/x/book.txt"}})
+    code, _, err = _cli(["lm", "eval", str(text), "--brown-path", "moved/brown.zip"], capsys)
+    assert code == 1 and "--brown-path" in err and "--corpus brown" in err
+    assert len(err.strip().splitlines()) == 1
