@@ -267,6 +267,11 @@ def cmd_train(args) -> int:
 
     check_output_path(out, "--out")  # before the corpus and the training, not after
     check_output_path(ckpt, "--checkpoint")
+    if os.path.realpath(ckpt) == os.path.realpath(out):
+        raise ValueError(
+            f"--checkpoint {ckpt} is the --out file: expected another file (the model written "
+            "at the end would replace the checkpoint that --resume needs)"
+        )
     if args.schedule != "constant":  # an unknown name or a missing setting, found now
         _make_schedule(args.schedule, args.lr, 100, 10)
     if args.valid_fraction + args.test_fraction >= 1:

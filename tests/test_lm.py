@@ -779,3 +779,15 @@ def test_cli_eval_reads_brown_from_the_brown_path_given(tmp_path, monkeypatch, c
     code, _, err = _cli(["lm", "eval", str(text), "--brown-path", "moved/brown.zip"], capsys)
     assert code == 1 and "--brown-path" in err and "--corpus brown" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_train_refuses_a_checkpoint_that_is_the_output_file(tmp_path, monkeypatch, capsys):
+    # The model written to --out replaced the checkpoint: after Ctrl-C, '--resume' found a
+    # model file instead ("not a language-model checkpoint") and the run had to start over.
+    corpus = _write_toy_corpus(tmp_path / "toy.txt", n=50)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(["lm", "train", "--corpus", str(corpus), "--out", "m.safetensors",
+                           "--checkpoint", str(tmp_path / "m.safetensors")], capsys)  # fmt: skip
+    assert code == 1 and "--checkpoint" in err and "--out" in err and "tokens" not in out
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.safetensors").exists()
