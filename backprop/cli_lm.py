@@ -274,6 +274,16 @@ def cmd_train(args) -> int:
         )
     if args.schedule != "constant":  # an unknown name or a missing setting, found now
         _make_schedule(args.schedule, args.lr, 100, 10)
+    if args.hidden == 0 and args.no_direct:
+        raise ValueError(
+            "--hidden 0 and --no-direct leave no path to the output: expected hidden units or "
+            "the direct connections"
+        )
+    if args.hidden == 0 and args.dropout:
+        raise ValueError(
+            f"--dropout {args.dropout:g} drops hidden units, and --hidden 0 has none: expected "
+            "--dropout 0 (or --input-dropout for the embeddings)"
+        )
     if args.valid_fraction + args.test_fraction >= 1:
         raise ValueError(
             f"--valid-fraction {args.valid_fraction} and --test-fraction {args.test_fraction} "

@@ -697,6 +697,8 @@ def test_cli_train_takes_every_schedule_that_train_takes(tmp_path, capsys, sched
         (["--valid-fraction", "0.5", "--test-fraction", "0.5"], "leave no text to train on"),
         (["--out", "."], "--out .: is a directory"),
         (["--schedule", "bogus"], "bogus"),
+        (["--hidden", "0", "--no-direct"], "no path to the output"),
+        (["--hidden", "0", "--dropout", "0.3"], "--dropout 0.3"),  # was silently ignored
     ],
 )
 def test_cli_train_refuses_bad_settings_before_reading_the_corpus(tmp_path, capsys, extra, match):
