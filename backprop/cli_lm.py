@@ -309,6 +309,24 @@ def cmd_train(args) -> int:
     if args.resume and os.path.exists(ckpt):
         resumed = load_checkpoint(ckpt)
         cfg = resumed["config"]
+        asked = {
+            "order": ("--order", args.order),
+            "dim": ("--dim", args.dim),
+            "hidden": ("--hidden", args.hidden),
+            "direct": ("--no-direct", not args.no_direct),
+            "dropout": ("--dropout", args.dropout),
+            "input_dropout": ("--input-dropout", args.input_dropout),
+        }
+        for key, (flag, value) in asked.items():
+            if cfg.get(key) != value:
+                if flag == "--no-direct":
+                    shown = "direct connections " + ("on" if value else "off (--no-direct)")
+                else:
+                    shown = f"{flag} {value:g}"
+                raise ValueError(
+                    f"{ckpt}: the checkpoint's model has {key}={cfg.get(key)!r}, this command "
+                    f"asks for {shown}: expected the same architecture to resume"
+                )
         model = NeuralLM(
             cfg["n_vocab"],
             cfg["order"],

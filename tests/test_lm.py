@@ -793,3 +793,23 @@ def test_cli_train_refuses_a_checkpoint_that_is_the_output_file(tmp_path, monkey
     assert code == 1 and "--checkpoint" in err and "--out" in err and "tokens" not in out
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_cli_resume_refuses_another_architecture(tmp_path, capsys):
+    # The model was rebuilt from the checkpoint whatever --order, --dim... said: a resumed
+    # '--order 4' run went on training (and saved) the order-3 model without a word.
+    corpus = _write_toy_corpus(tmp_path / "toy.txt", n=60)
+    argv = ["lm", "train", "--corpus", str(corpus), "--min-count", "1", "--order", "3",
+            "--dim", "4", "--hidden", "3", "--epochs", "1", "--quiet",
+            "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    for flag, value in (("--order", "4"), ("--dim", "5"), ("--hidden", "2"), ("--dropout", "0.2")):
+        code, out, err = _cli([*argv, "--resume", "--epochs", "2", flag, value], capsys)
+        assert code == 1 and flag in err and "checkpoint" in err, (flag, err)
+        assert len(err.strip().splitlines()) == 1
+    code, out, err = _cli([*argv, "--resume", "--epochs", "2", "--no-direct"], capsys)
+    assert code == 1 and "--no-direct" in err
+    code, out, err = _cli([*argv, "--resume", "--epochs", "2"], capsys)  # the same: goes on
+    assert code == 0, err
+    assert len(read_metadata(tmp_path / "m.safetensors")["history"]["loss"]) == 2
