@@ -808,6 +808,20 @@ class TrainState:
     stop_kind: str = ""
 
 
+def _check_checkpoint_path(path) -> None:
+    """Refuse, before any training, a checkpoint file that could not be written (the first one
+    is written after the first epoch)."""
+    shown = os.fspath(path)
+    p = os.path.abspath(shown)
+    d = os.path.dirname(p)
+    if os.path.isdir(p):
+        raise IsADirectoryError(f"checkpoint {shown}: is a directory; expected a file name")
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"checkpoint {shown}: no such directory {d}")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise PermissionError(f"checkpoint {shown}: the directory {d} is not writable")
+
+
 def _fingerprint(ids: np.ndarray) -> str:
     return f"{len(ids)}:{zlib.crc32(np.ascontiguousarray(ids, dtype=np.int32).tobytes()):08x}"
 
@@ -931,6 +945,8 @@ def train_lm(
         raise ValueError(f"max_seconds={max_seconds!r}: expected a positive number or None")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if checkpoint is not None:
+        _check_checkpoint_path(checkpoint)
     if anneal and max_seconds is None:
         raise ValueError("anneal=True needs max_seconds (the budget the rate decays over)")
     opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer, lr=lr)

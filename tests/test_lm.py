@@ -402,6 +402,19 @@ def test_training_arguments_are_checked():
         train_lm(MLP([2, 2]), train)
 
 
+@pytest.mark.parametrize("where", ["missing/ck.safetensors", "."])
+def test_an_unwritable_checkpoint_is_refused_before_training(tmp_path, where):
+    # The first checkpoint is written after the first epoch: a bad path threw the epoch away
+    # (and the history, with the best weights never restored).
+    vocab, train, valid = _toy_data(30, 10)
+    lm = NeuralLM(len(vocab), order=3, dim=2, hidden=2, seed=0)
+    before = lm.flat_params.copy()
+    events = []
+    with pytest.raises(OSError, match="checkpoint"):
+        train_lm(lm, train, valid, epochs=1, checkpoint=tmp_path / where, progress=events.append)
+    assert events == [] and np.array_equal(lm.flat_params, before)
+
+
 # -- files -----------------------------------------------------------------------------------
 
 
