@@ -362,7 +362,16 @@ def cmd_train(args) -> int:
         flush=True,
     )
     n_batches = -(-len(train) // args.batch_size)
-    progress = None if args.quiet else _Progress(n_batches, args.epochs)
+    display = None if args.quiet else _Progress(n_batches, args.epochs)
+    trained = {"tokens": 0, "seconds": 0.0}  # this run's epochs, a partial one as it was
+
+    def progress(ev):
+        if ev["event"] == "epoch":
+            trained["tokens"] += ev["tokens"]
+            trained["seconds"] += ev["seconds"]
+        if display is not None:
+            display(ev)
+
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
     optimizer = args.optimizer
     opt_kw = {"lr": args.lr}
@@ -418,7 +427,7 @@ def cmd_train(args) -> int:
         "train_ppl": [_ppl(v) for v in history.loss],
         "valid_ppl": [_ppl(v) for v in history.val_loss],
         "train_tokens_per_s": (
-            history.epochs * len(train) / sum(history.epoch_time) if history.epoch_time else None
+            trained["tokens"] / trained["seconds"] if trained["seconds"] > 0 else None
         ),
         "wall_seconds": train_seconds,
     }

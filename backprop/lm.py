@@ -899,9 +899,9 @@ def train_lm(
         Called with a dict: ``{"event": "batch", "epoch", "batch", "n_batches", "tokens",
         "tokens_per_s", "ppl", "lr"}`` about every ``report_every`` seconds (``ppl``: the
         running training perplexity of the epoch), ``{"event": "epoch", "epoch", "train_ppl",
-        "valid_ppl", "seconds", "tokens_per_s", "eval_tokens_per_s", "lr", "best"}`` after
-        every epoch, ``{"event": "resume", "epoch", "batch"}`` and ``{"event": "stop",
-        "reason"}``.
+        "valid_ppl", "seconds", "tokens", "tokens_per_s", "eval_tokens_per_s", "lr", "best"}``
+        after every epoch (``tokens``: those trained on, fewer in a partial epoch),
+        ``{"event": "resume", "epoch", "batch"}`` and ``{"event": "stop", "reason"}``.
     report_every : float, default 10
     eval_batch_size : int, default 1024
     extra : dict, optional
@@ -1105,6 +1105,7 @@ def train_lm(
                     "partial": partial,
                     "train_ppl": _ppl(train_loss),
                     "seconds": state.epoch_seconds,
+                    "tokens": state.epoch_tokens,
                     "tokens_per_s": state.epoch_tokens / max(state.epoch_seconds, 1e-9),
                     "lr": opt.current_lr(),
                 }

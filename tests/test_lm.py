@@ -826,3 +826,20 @@ def test_cli_resume_refuses_another_architecture(tmp_path, capsys):
     code, out, err = _cli([*argv, "--resume", "--epochs", "2"], capsys)  # the same: goes on
     assert code == 0, err
     assert len(read_metadata(tmp_path / "m.safetensors")["history"]["loss"]) == 2
+
+
+def test_cli_train_throughput_counts_the_tokens_of_a_partial_epoch(tmp_path, capsys):
+    # A time budget that stops inside the epoch: the figure counted the whole epoch's tokens
+    # (6 times too many in this run when it was found).
+    corpus = _write_toy_corpus(tmp_path / "toy.txt", n=400)
+    out = tmp_path / "m.safetensors"
+    code, _, err = _cli(["lm", "train", "--corpus", str(corpus), "--min-count", "1",
+                         "--order", "3", "--dim", "4", "--hidden", "3", "--batch-size", "1",
+                         "--epochs", "2", "--max-minutes", "0.002", "--out", str(out),
+                         "--quiet"], capsys)  # fmt: skip
+    assert code == 0, err
+    meta = read_metadata(out)
+    hist = meta["history"]
+    tokens = hist["n_steps"]  # one token per step with --batch-size 1
+    expected = tokens / sum(hist["epoch_time"])
+    assert meta["training"]["results"]["train_tokens_per_s"] == pytest.approx(expected, rel=1e-6)
