@@ -274,6 +274,11 @@ def cmd_train(args) -> int:
         )
     if args.schedule != "constant":  # an unknown name or a missing setting, found now
         _make_schedule(args.schedule, args.lr, 100, 10)
+    if args.brown_path is not None and args.corpus != "brown":
+        raise ValueError(
+            f"--brown-path {args.brown_path} is for --corpus brown, and the corpus is the text "
+            f"file {args.corpus}: expected one of them"
+        )
     if args.hidden == 0 and args.no_direct:
         raise ValueError(
             "--hidden 0 and --no-direct leave no path to the output: expected hidden units or "

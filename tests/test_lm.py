@@ -712,6 +712,7 @@ def test_cli_train_takes_every_schedule_that_train_takes(tmp_path, capsys, sched
         (["--schedule", "bogus"], "bogus"),
         (["--hidden", "0", "--no-direct"], "no path to the output"),
         (["--hidden", "0", "--dropout", "0.3"], "--dropout 0.3"),  # was silently ignored
+        (["--brown-path", "brown.zip"], "--brown-path brown.zip"),  # ignored for a text file
     ],
 )
 def test_cli_train_refuses_bad_settings_before_reading_the_corpus(tmp_path, capsys, extra, match):
