@@ -819,6 +819,17 @@ def cmd_train(args) -> int:
         from .plots import image_format
 
         image_format(args.plot)
+    if args.optimizer in FULL_BATCH:
+        for option, value in (
+            ("--lr", args.lr),
+            ("--schedule", args.schedule),
+            ("--batch-size", args.batch_size),
+        ):
+            if value is not None:
+                raise _Usage(
+                    f"{option} is not used by {args.optimizer}: it trains on the full batch and "
+                    "its line search chooses each step"
+                )
     source = args.data if args.data is not None else "digits"
     key = source.strip().lower()
     dtype = args.dtype or "float32"
@@ -911,7 +922,7 @@ def cmd_train(args) -> int:
     full_batch = optimizer in FULL_BATCH
     batch_size = min(opt["batch_size"], len(Xtr))
     steps_per_epoch = math.ceil(len(Xtr) / batch_size)
-    lr = opt["lr"]
+    lr = None if full_batch else opt["lr"]  # a recipe's rate is for the step optimizers
     schedule = None
     if not full_batch:
         if lr is None:

@@ -679,3 +679,21 @@ def test_evaluate_and_predict_refuse_a_language_model_file(in_tmp, capsys):
         assert "a NeuralLM (language model) file: use 'backprop lm eval'" in _one_line_error(
             capsys.readouterr().err
         )
+
+
+def test_lbfgs_trains_the_recipes_and_refuses_step_options(in_tmp, capsys):
+    # The xor and curve recipes' learning rate used to reach L-BFGS, which takes none: the run
+    # failed after loading the data. The user's --lr, --schedule or --batch-size, which L-BFGS
+    # would not use, are refused before any work.
+    for data in ("xor", "curve"):
+        argv = ["train", "--data", data, "--optimizer", "lbfgs", "--epochs", "5", "--quiet"]
+        assert main([*argv, "--out", f"{data}.st"]) == 0, capsys.readouterr().err
+        training = load(f"{data}.st").metadata["training"]
+        assert training["optimizer"] == "lbfgs" and training["lr"] is None
+    capsys.readouterr()
+    for option, value in (("--lr", "0.1"), ("--schedule", "linear"), ("--batch-size", "8")):
+        argv = ["train", "--data", "xor", "--optimizer", "lbfgs", option, value, "--quiet"]
+        assert main([*argv, "--out", "refused.st"]) == 2
+        captured = capsys.readouterr()
+        assert f"{option} is not used by lbfgs" in _one_line_error(captured.err)
+        assert "epoch" not in captured.out and not (in_tmp / "refused.st").exists()
