@@ -789,6 +789,29 @@ def check_output_path(path, what: str = "--out") -> None:
         raise PermissionError(f"{what} {path}: the directory {d} is not writable")
 
 
+def _check_distinct_outputs(args) -> None:
+    """Refuse, before any work, two outputs of ``train`` with one file name: the later one
+    would be written over the model file (or the history) just saved."""
+    files = [("--out", args.out)]
+    if args.history_out:
+        files.append(("--history-out", args.history_out))
+    if args.plot:
+        root, ext = _plot_base(args.plot)
+        files.append(("--plot", args.plot))
+        for suffix in ("boundary", "fit", "confusion", "misclassified"):
+            files.append(("--plot", f"{root}-{suffix}{ext}"))
+    seen: dict[str, tuple[str, str]] = {}
+    for option, path in files:
+        key = os.path.realpath(path)
+        if key in seen and seen[key][0] != option:
+            first, first_path = seen[key]
+            raise _Usage(
+                f"{first} {first_path} and {option} {args.plot if option == '--plot' else path} "
+                f"would write the same file {path}: expected different names"
+            )
+        seen.setdefault(key, (option, path))
+
+
 def _load_mlp(path):
     """A model file for evaluate and predict: a network of layers, not a language model."""
     from .io import load
@@ -819,6 +842,7 @@ def cmd_train(args) -> int:
         from .plots import image_format
 
         image_format(args.plot)
+    _check_distinct_outputs(args)
     if args.optimizer in FULL_BATCH:
         for option, value in (
             ("--lr", args.lr),

@@ -697,3 +697,21 @@ def test_lbfgs_trains_the_recipes_and_refuses_step_options(in_tmp, capsys):
         captured = capsys.readouterr()
         assert f"{option} is not used by lbfgs" in _one_line_error(captured.err)
         assert "epoch" not in captured.out and not (in_tmp / "refused.st").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--out", "run.json", "--history-out", "run.json"],
+        ["--out", "run.png", "--plot", "run.png"],
+        ["--out", "run-boundary.png", "--plot", "run.png"],
+        ["--history-out", "run.png", "--plot", "./run.png"],
+    ],
+)
+def test_train_refuses_two_outputs_with_one_name(in_tmp, capsys, argv):
+    # The history or a plot used to be written over the model file just saved ("model saved
+    # to run.json", but run.json held the history): the run was lost.
+    assert main(["train", "--data", "xor", "--epochs", "5", "--quiet", *argv]) == 2
+    captured = capsys.readouterr()
+    assert "same file" in _one_line_error(captured.err)
+    assert "epoch" not in captured.out and not list(in_tmp.iterdir())
