@@ -759,16 +759,18 @@ def _make_schedule(name: str, lr: float, total_steps: int, steps_per_epoch: int)
     warm = name.startswith("warmup+")
     stem = name[len("warmup+") :] if warm else name
     kw: dict = {}
+    # After a warm-up the schedule runs over the rest of the run (get_schedule subtracts the
+    # warm-up from total_steps itself; step's and exponential's lengths are set here).
+    warmup_steps = min(steps_per_epoch, max(0, total_steps - 1)) if warm else 0
+    rest = total_steps - warmup_steps
     if stem in ("cosine", "linear"):
         kw["total_steps"] = total_steps
     elif stem == "step":
-        kw.update(gamma=0.1, every=max(1, total_steps // 3))
+        kw.update(gamma=0.1, every=max(1, rest // 3))
     elif stem == "exponential":
-        kw["k"] = math.log(100.0) / max(1, total_steps)  # the rate falls 100-fold over the run
+        kw["k"] = math.log(100.0) / max(1, rest)  # the rate falls 100-fold over the run
     if warm:
-        kw["warmup_steps"] = min(steps_per_epoch, max(0, total_steps - 1))
-        if stem in ("cosine", "linear"):
-            kw["total_steps"] = total_steps
+        kw["warmup_steps"] = warmup_steps
     if stem == "constant" and not warm:
         return None
     return get_schedule(name, lr, **kw)

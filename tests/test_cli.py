@@ -715,3 +715,21 @@ def test_train_refuses_two_outputs_with_one_name(in_tmp, capsys, argv):
     captured = capsys.readouterr()
     assert "same file" in _one_line_error(captured.err)
     assert "epoch" not in captured.out and not list(in_tmp.iterdir())
+
+
+def test_warmup_schedules_run_their_decay_over_the_rest():
+    # warmup+NAME is one epoch of warm-up, then NAME over the rest of the run. step and
+    # exponential used to be sized for the whole run: warmup+step cut the rate once instead
+    # of twice, warmup+exponential fell 46-fold instead of 100-fold.
+    total, epoch = 40, 10  # 30 steps after the warm-up
+    step = cli._make_schedule("warmup+step", 1.0, total, epoch)
+    rates = [float(step(t)) for t in range(total)]
+    assert rates[epoch] == pytest.approx(1.0)
+    assert rates[epoch + 9] == pytest.approx(1.0) and rates[epoch + 10] == pytest.approx(0.1)
+    assert rates[epoch + 20] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.01)
+    exp = cli._make_schedule("warmup+exponential", 1.0, total, epoch)
+    assert float(exp(epoch)) == pytest.approx(1.0)
+    assert float(exp(total)) == pytest.approx(0.01)
+    # without a warm-up, the same decays over the whole run
+    assert float(cli._make_schedule("exponential", 1.0, total, epoch)(total)) == pytest.approx(0.01)
+    assert float(cli._make_schedule("step", 1.0, 30, epoch)(20)) == pytest.approx(0.01)
