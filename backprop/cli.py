@@ -1010,83 +1010,85 @@ def cmd_train(args) -> int:
         )
     finally:
         progress.on_train_end(None)  # a failed run must not leave the live display behind
-    train_time = float(sum(history.epoch_time))
-    n_train = len(Xtr)
-    del Xtr, Ytr  # 188 MB for Fashion-MNIST: not needed for the evaluation, the plots, the file
-
-    # Results on the final (or restored best) weights.
-    results: dict = {
-        "epochs_run": history.epochs,
-        "stop_reason": history.stop_reason,
-        "interrupted": history.interrupted,
-        "best_epoch": history.best_epoch,
-        "train_seconds": round(train_time, 3),
-    }
-    if history.epochs:
-        results["samples_per_second"] = round(n_train * history.epochs / max(train_time, 1e-9))
-    parts = [("validation", val, None, None), (test_name, None, X_te, y_te)]
-    for name, pair, Xr, yr in parts:
-        if name == "validation" and pair is None:
-            continue
-        if name == "validation":
-            Xe, ye = pair[0], y_val
-        else:
-            Xe, ye = inputs(Xr), yr
-        if classification:
-            m = _classify_metrics(net, Xe, ye, loss_name)
-            results[name.split(" ")[0]] = {
-                "loss": m["loss"],
-                "accuracy": m["accuracy"],
-                "n": m["n"],
-            }
-            if name != "validation":
-                test_metrics = m
-        else:
-            from .training import evaluate
-
-            ev = evaluate(net, Xe, targets(ye), loss=loss_name)
-            pred = _forward(net, Xe)
-            if y_scaler is not None:
-                pred = y_scaler.inverse_transform(pred, dtype=np.float64)
-            r = {"loss": float(ev["loss"]), "n": int(len(ye)), **_regression_metrics(pred, ye)}
-            results[name.split(" ")[0]] = r
-            test_metrics = r
-
-    training = {
-        "data": {
-            "source": source,
-            "name": ds.name,
-            "task": ds.task,
-            "n_features": ds.n_features,
-            "n_train": int(n_train),
-            "n_val": int(len(val[0])) if val is not None else 0,
-            "n_test": int(len(X_te)) if ds.X_test is not None else 0,
-            "image_shape": list(ds.image_shape) if ds.image_shape else None,
-            "feature_names": ds.feature_names,
-            "limit": args.limit,
-        },
-        "hidden": opt["hidden"],
-        "activation": opt["activation"],
-        "output": output,
-        "loss": loss_name,
-        "optimizer": optimizer,
-        "lr": lr,
-        "schedule": None if full_batch else opt["schedule"],
-        "epochs": opt["epochs"],
-        "batch_size": batch_size,
-        "dropout": opt["dropout"],
-        "l2": opt["l2"],
-        "early_stopping": opt["early_stopping"],
-        "patience": opt["patience"],
-        "val_fraction": opt["val_fraction"],
-        "seed": opt["seed"],
-        "dtype": dtype,
-        "scale": scale,
-        "results": results,
-        "backprop_version": __version__,
-    }
-    out = args.out
+    # From here until the file is saved a Ctrl-C (a second one, say) is ignored: the run is
+    # finished and must not be lost.
     with _ignore_sigint():
+        train_time = float(sum(history.epoch_time))
+        n_train = len(Xtr)
+        del Xtr, Ytr  # 188 MB for Fashion-MNIST: not needed for the evaluation, the plots, the file
+
+        # Results on the final (or restored best) weights.
+        results: dict = {
+            "epochs_run": history.epochs,
+            "stop_reason": history.stop_reason,
+            "interrupted": history.interrupted,
+            "best_epoch": history.best_epoch,
+            "train_seconds": round(train_time, 3),
+        }
+        if history.epochs:
+            results["samples_per_second"] = round(n_train * history.epochs / max(train_time, 1e-9))
+        parts = [("validation", val, None, None), (test_name, None, X_te, y_te)]
+        for name, pair, Xr, yr in parts:
+            if name == "validation" and pair is None:
+                continue
+            if name == "validation":
+                Xe, ye = pair[0], y_val
+            else:
+                Xe, ye = inputs(Xr), yr
+            if classification:
+                m = _classify_metrics(net, Xe, ye, loss_name)
+                results[name.split(" ")[0]] = {
+                    "loss": m["loss"],
+                    "accuracy": m["accuracy"],
+                    "n": m["n"],
+                }
+                if name != "validation":
+                    test_metrics = m
+            else:
+                from .training import evaluate
+
+                ev = evaluate(net, Xe, targets(ye), loss=loss_name)
+                pred = _forward(net, Xe)
+                if y_scaler is not None:
+                    pred = y_scaler.inverse_transform(pred, dtype=np.float64)
+                r = {"loss": float(ev["loss"]), "n": int(len(ye)), **_regression_metrics(pred, ye)}
+                results[name.split(" ")[0]] = r
+                test_metrics = r
+
+        training = {
+            "data": {
+                "source": source,
+                "name": ds.name,
+                "task": ds.task,
+                "n_features": ds.n_features,
+                "n_train": int(n_train),
+                "n_val": int(len(val[0])) if val is not None else 0,
+                "n_test": int(len(X_te)) if ds.X_test is not None else 0,
+                "image_shape": list(ds.image_shape) if ds.image_shape else None,
+                "feature_names": ds.feature_names,
+                "limit": args.limit,
+            },
+            "hidden": opt["hidden"],
+            "activation": opt["activation"],
+            "output": output,
+            "loss": loss_name,
+            "optimizer": optimizer,
+            "lr": lr,
+            "schedule": None if full_batch else opt["schedule"],
+            "epochs": opt["epochs"],
+            "batch_size": batch_size,
+            "dropout": opt["dropout"],
+            "l2": opt["l2"],
+            "early_stopping": opt["early_stopping"],
+            "patience": opt["patience"],
+            "val_fraction": opt["val_fraction"],
+            "seed": opt["seed"],
+            "dtype": dtype,
+            "scale": scale,
+            "results": results,
+            "backprop_version": __version__,
+        }
+        out = args.out
         save(
             net,
             out,

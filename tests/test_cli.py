@@ -733,3 +733,19 @@ def test_warmup_schedules_run_their_decay_over_the_rest():
     # without a warm-up, the same decays over the whole run
     assert float(cli._make_schedule("exponential", 1.0, total, epoch)(total)) == pytest.approx(0.01)
     assert float(cli._make_schedule("step", 1.0, 30, epoch)(20)) == pytest.approx(0.01)
+
+
+def test_ctrl_c_between_training_and_saving_does_not_lose_the_run(in_tmp, capsys, monkeypatch):
+    # A Ctrl-C (a second one, say) while the finished network was being evaluated, before the
+    # save, ended the command with nothing saved: like one during the save, it is ignored.
+    measure = cli._classify_metrics
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "_classify_metrics", interrupted)
+    assert main(["train", "--data", "xor", "--epochs", "5", "--quiet", "--out", "x.st"]) == 0
+    assert "model saved to x.st" in capsys.readouterr().out
+    assert load("x.st").metadata["training"]["results"]["train"]["n"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
