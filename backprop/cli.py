@@ -1329,6 +1329,11 @@ def _evaluation_data(args, metadata: dict):
         return X, y, f"{ds.name} ({part}, {len(X):,} samples)", ds.image_shape
     label_column = args.label_column if args.label_column is not None else -1
     t = load_table(source, label_column, dtype=dtype)
+    if t.y is None:
+        raise ValueError(
+            f"{source}: no labels (only an array X); evaluate needs them: expected arrays 'X' "
+            "and 'y'"
+        )
     image_shape = t.image_shape or (
         tuple(data_info["image_shape"]) if data_info.get("image_shape") else None
     )

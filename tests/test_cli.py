@@ -749,3 +749,23 @@ def test_ctrl_c_between_training_and_saving_does_not_lose_the_run(in_tmp, capsys
     assert "model saved to x.st" in capsys.readouterr().out
     assert load("x.st").metadata["training"]["results"]["train"]["n"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_npz_without_labels_is_refused_by_train_and_evaluate(in_tmp, capsys):
+    # An NPZ with only X (data to predict) gave "AttributeError: 'NoneType' object has no
+    # attribute 'dtype'" in train and "len() of unsized object" in evaluate.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    np.savez("xy.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    np.savez("x.npz", X=X)
+    assert main(["train", "--data", "x.npz", "--epochs", "2", "--quiet", "--out", "a.st"]) == 1
+    assert "x.npz: no labels" in _one_line_error(capsys.readouterr().err)
+    argv = ["train", "--data", "xy.npz", "--epochs", "2", "--quiet"]
+    assert main([*argv, "--test-data", "x.npz", "--out", "a.st"]) == 1
+    assert "x.npz: no labels" in _one_line_error(capsys.readouterr().err)
+    assert main([*argv, "--out", "m.st"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "m.st", "--data", "x.npz"]) == 1
+    assert "x.npz: no labels" in _one_line_error(capsys.readouterr().err)
+    assert main(["predict", "m.st", "x.npz"]) == 0  # data to predict needs none
+    assert len(capsys.readouterr().out.splitlines()) == 41
