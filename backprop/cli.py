@@ -872,6 +872,11 @@ def cmd_train(args) -> int:
     # dropout masks and the shuffles, so --seed fixes everything.
     if classification:
         n_classes = len(ds.classes)
+        if n_classes < 2:
+            raise ValueError(
+                f"{source}: every label is {ds.classes[0]!r}; a classifier needs at least 2 "
+                "classes (numeric targets: --task regression)"
+            )
         output = opt["output"] or "softmax"
         n_out = 1 if output == "sigmoid" and n_classes == 2 else n_classes
     else:

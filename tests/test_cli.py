@@ -769,3 +769,14 @@ def test_an_npz_without_labels_is_refused_by_train_and_evaluate(in_tmp, capsys):
     assert "x.npz: no labels" in _one_line_error(capsys.readouterr().err)
     assert main(["predict", "m.st", "x.npz"]) == 0  # data to predict needs none
     assert len(capsys.readouterr().out.splitlines()) == 41
+
+
+def test_a_table_with_one_class_is_named_as_such(in_tmp, capsys):
+    # Every label the same used to fail inside training with "loss 'cross_entropy' needs a
+    # softmax output over 2 or more units, not a softmax output of 1 unit(s)".
+    Path("one.csv").write_text("x1,x2,label\n1,2,cat\n3,4,cat\n5,6,cat\n7,8,cat\n")
+    assert main(["train", "--data", "one.csv", "--epochs", "2", "--quiet", "--out", "m.st"]) == 1
+    captured = capsys.readouterr()
+    err = _one_line_error(captured.err)
+    assert "one.csv: every label is 'cat'" in err and "at least 2 classes" in err
+    assert "epoch" not in captured.out and not Path("m.st").exists()
