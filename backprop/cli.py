@@ -845,6 +845,8 @@ def cmd_train(args) -> int:
 
         image_format(args.plot)
     _check_distinct_outputs(args)
+    if args.patience is not None and not args.early_stopping:
+        raise _Usage("--patience needs --early-stopping: without it training never stops early")
     if args.optimizer in FULL_BATCH:
         for option, value in (
             ("--lr", args.lr),

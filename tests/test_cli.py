@@ -780,3 +780,17 @@ def test_a_table_with_one_class_is_named_as_such(in_tmp, capsys):
     err = _one_line_error(captured.err)
     assert "one.csv: every label is 'cat'" in err and "at least 2 classes" in err
     assert "epoch" not in captured.out and not Path("m.st").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--patience", "3"], "--patience needs --early-stopping"),
+    ],
+)
+def test_train_refuses_options_that_would_do_nothing(in_tmp, capsys, argv, message):
+    # Both were accepted and silently had no effect (the header even announced "dropout 0.5").
+    assert main(["train", "--data", "xor", "--epochs", "2", "--quiet", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in _one_line_error(captured.err)
+    assert "epoch" not in captured.out and not list(in_tmp.iterdir())
