@@ -847,6 +847,10 @@ def cmd_train(args) -> int:
     _check_distinct_outputs(args)
     if args.patience is not None and not args.early_stopping:
         raise _Usage("--patience needs --early-stopping: without it training never stops early")
+    if args.dropout and args.hidden == []:
+        raise _Usage(
+            "--dropout needs a hidden layer: it acts after each one, and --hidden gives none"
+        )
     if args.optimizer in FULL_BATCH:
         for option, value in (
             ("--lr", args.lr),

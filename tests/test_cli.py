@@ -786,6 +786,7 @@ def test_a_table_with_one_class_is_named_as_such(in_tmp, capsys):
     "argv, message",
     [
         (["--patience", "3"], "--patience needs --early-stopping"),
+        (["--hidden", "none", "--dropout", "0.5"], "--dropout needs a hidden layer"),
     ],
 )
 def test_train_refuses_options_that_would_do_nothing(in_tmp, capsys, argv, message):
