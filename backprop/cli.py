@@ -302,6 +302,17 @@ def _add_data_args(parser, *, required: bool) -> None:
     g.add_argument("--no-download", action="store_true", help="never download MNIST/Fashion-MNIST")
 
 
+def _recipe_text(recipe: dict) -> str:
+    """``{"epochs": 40, "batch_size": 32}`` -> ``"epochs 40, batch size 32"``."""
+
+    def shown(v):
+        if isinstance(v, list):
+            return ",".join(map(str, v))
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k.replace('_', ' ')} {shown(v)}" for k, v in recipe.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``backprop`` command, plugins included."""
     parser = argparse.ArgumentParser(
@@ -322,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Without options it trains 64-100-10 on scikit-learn's bundled digits in seconds. "
         "Ctrl-C stops training and still saves the weights so far (the best ones with "
         "--early-stopping).",
+        epilog="A few data sets change some of these defaults unless given: "
+        + "; ".join(f"{name}: {_recipe_text(recipe)}" for name, recipe in RECIPES.items())
+        + ".",
     )
     _add_data_args(p, required=False)
     p.add_argument(

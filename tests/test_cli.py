@@ -795,3 +795,12 @@ def test_train_refuses_options_that_would_do_nothing(in_tmp, capsys, argv, messa
     captured = capsys.readouterr()
     assert message in _one_line_error(captured.err)
     assert "epoch" not in captured.out and not list(in_tmp.iterdir())
+
+
+def test_train_help_names_the_recipes_defaults(capsys):
+    # --help gave "--epochs (default 20)" and "--batch-size (default 128)" alone, while plain
+    # 'backprop train' (the digits) runs 40 epochs of batches of 32.
+    assert main(["train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "digits: epochs 40, batch size 32" in out
+    assert "xor: hidden 2, activation sigmoid, output sigmoid, lr 0.1" in out
