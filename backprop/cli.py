@@ -1490,6 +1490,8 @@ def cmd_predict(args) -> int:
 
     from .datasets import load_table
 
+    if args.out and os.path.realpath(args.out) == os.path.realpath(args.model):
+        raise _Usage(f"--out {args.out} is the model file: expected another name for the CSV")
     net = _load_mlp(args.model)
     meta = net.metadata
     x_scaler, y_scaler = _scalers(meta)

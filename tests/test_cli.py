@@ -804,3 +804,14 @@ def test_train_help_names_the_recipes_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "digits: epochs 40, batch size 32" in out
     assert "xor: hidden 2, activation sigmoid, output sigmoid, lr 0.1" in out
+
+
+def test_predict_refuses_to_write_over_its_model(in_tmp, capsys):
+    # --out naming the model file replaced the trained network with a CSV of its predictions.
+    assert main(["train", "--data", "xor", "--epochs", "2", "--quiet", "--out", "m.st"]) == 0
+    Path("x.csv").write_text("0,1\n1,1\n")
+    before = Path("m.st").read_bytes()
+    capsys.readouterr()
+    assert main(["predict", "m.st", "x.csv", "--out", "./m.st"]) == 2
+    assert "--out ./m.st is the model file" in _one_line_error(capsys.readouterr().err)
+    assert Path("m.st").read_bytes() == before
