@@ -383,7 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split",
         choices=("test", "train"),
-        default="test",
         help="part of a built-in data set (default test)",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -1345,13 +1344,17 @@ def _evaluation_data(args, metadata: dict):
     dtype = (metadata.get("config") or {}).get("dtype", "float32")
     if key in DATASET_NAMES:
         ds = _load_data(source, args, dtype)
-        if args.split == "test" and ds.X_test is not None:
+        if args.split != "train" and ds.X_test is not None:
             X, y, part = ds.X_test, ds.y_test, "test"
         else:
             X, y, part = ds.X_train, ds.y_train, "train"
         if ds.task == "classification":
             y = np.asarray([ds.classes[k] for k in y.tolist()], dtype=object)
         return X, y, f"{ds.name} ({part}, {len(X):,} samples)", ds.image_shape
+    if args.split is not None:
+        raise _Usage(
+            f"--split is for a built-in data set: a table file ({source}) is evaluated whole"
+        )
     label_column = args.label_column if args.label_column is not None else -1
     t = load_table(source, label_column, dtype=dtype)
     if t.y is None:

@@ -815,3 +815,14 @@ def test_predict_refuses_to_write_over_its_model(in_tmp, capsys):
     assert main(["predict", "m.st", "x.csv", "--out", "./m.st"]) == 2
     assert "--out ./m.st is the model file" in _one_line_error(capsys.readouterr().err)
     assert Path("m.st").read_bytes() == before
+
+
+def test_evaluate_split_is_refused_for_a_table(in_tmp, table, capsys):
+    # --split train on a table file was ignored: the whole file was evaluated, as without it.
+    path, _, _ = table
+    assert main(["train", "--data", str(path), "--epochs", "2", "--quiet", "--out", "m.st"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "m.st", "--data", str(path), "--split", "train"]) == 2
+    assert "--split is for a built-in data set" in _one_line_error(capsys.readouterr().err)
+    assert main(["evaluate", "m.st", "--data", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 120
