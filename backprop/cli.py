@@ -917,6 +917,11 @@ def cmd_train(args) -> int:
         keep = np.sort(rng.permutation(len(X_all))[: args.limit])
         X_all, y_all = X_all[keep], y_all[keep]
     if opt["val_fraction"] > 0:
+        if len(X_all) < 2:
+            raise ValueError(
+                f"{len(X_all)} training sample leaves none to hold out for validation: expected "
+                "--val-fraction 0 (or more data)"
+            )
         X_tr, X_val, y_tr, y_val = train_test_split(
             X_all, y_all, opt["val_fraction"], seed=rng, stratify=classification
         )

@@ -826,3 +826,12 @@ def test_evaluate_split_is_refused_for_a_table(in_tmp, table, capsys):
     assert "--split is for a built-in data set" in _one_line_error(capsys.readouterr().err)
     assert main(["evaluate", "m.st", "--data", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 120
+
+
+def test_too_few_samples_for_a_validation_part_says_what_to_do(in_tmp, capsys):
+    # "1 samples cannot be split; expected at least 2" named neither option involved.
+    argv = ["train", "--limit", "1", "--epochs", "1", "--quiet", "--out", "m.st"]
+    assert main(argv) == 1
+    err = _one_line_error(capsys.readouterr().err)
+    assert "1 training sample" in err and "--val-fraction 0" in err
+    assert main([*argv, "--val-fraction", "0"]) == 0
