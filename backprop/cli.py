@@ -1694,7 +1694,7 @@ def cmd_plot(args) -> int:
         raise FileNotFoundError(f"{src}: no such file")
     with open(src, "rb") as fh:
         head = fh.read(64).lstrip()
-    if head.startswith(b"{"):
+    if head.startswith((b"{", b"[")):  # JSON; a model file starts with its header's length
         hist = History.load_json(src)
     else:
         from .io import read_metadata
@@ -1703,6 +1703,13 @@ def cmd_plot(args) -> int:
         if not meta.get("history"):
             raise ValueError(f"{src}: the model file has no training history")
         hist = History.from_dict(meta["history"])
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time"):
+        values = getattr(hist, key)
+        if not isinstance(values, list):
+            raise ValueError(f"{src}: {key!r} holds {values!r}; expected a list of numbers")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{src}: {key!r} holds {v!r}; expected numbers")
     title = args.title if args.title is not None else src.name
     out = plot_history(hist, args.out, title=title)
     print(f"wrote {out}")

@@ -835,3 +835,20 @@ def test_too_few_samples_for_a_validation_part_says_what_to_do(in_tmp, capsys):
     err = _one_line_error(capsys.readouterr().err)
     assert "1 training sample" in err and "--val-fraction 0" in err
     assert main([*argv, "--val-fraction", "0"]) == 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[0.5, 0.4]", "h.json: not a training history"),
+        ('{"loss": [0.5, "low"]}', "h.json: 'loss' holds 'low'; expected numbers"),
+        ('{"loss": 0.5}', "h.json: 'loss' holds 0.5; expected a list of numbers"),
+    ],
+)
+def test_plot_names_a_bad_history_file(in_tmp, capsys, text, message):
+    # A JSON list was read as a model file ("truncated or not a model file"), a word among the
+    # losses gave "must be real number, not str" and a number for the list a TypeError.
+    Path("h.json").write_text(text)
+    assert main(["plot", "h.json", "--out", "h.png"]) == 1
+    assert message in _one_line_error(capsys.readouterr().err)
+    assert not Path("h.png").exists()
