@@ -637,7 +637,12 @@ def _corpus_args(p, *, required: bool) -> None:
         default=None,
         help="'brown' (the paper's corpus and split) or a UTF-8 text file",
     )
-    p.add_argument("--brown-path", default=None, help="brown.zip or its folder (default: search)")
+    p.add_argument(
+        "--brown-path",
+        default=None,
+        help="brown.zip or its folder (default: $BACKPROP_DATA or a search; for lm eval of a "
+        "model trained on Brown, the path stored in the model)",
+    )
     p.add_argument("--lower", action="store_true", help="lower-case the corpus")
     p.add_argument(
         "--valid-fraction",

@@ -1502,7 +1502,7 @@ def _word_id(vocab: Vocabulary, word: str) -> int:
                 break
         raise ValueError(
             f"{word!r} is not in the vocabulary ({len(vocab):,} words, seen at least "
-            f"{vocab.min_count} times in training){hint}"
+            f"{'once' if vocab.min_count == 1 else f'{vocab.min_count} times'} in training){hint}"
         )
     return vocab.index(word)
 
