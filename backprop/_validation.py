@@ -6,6 +6,8 @@ expected, so a user never sees a NumPy traceback from deep inside a matrix produ
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -208,3 +210,18 @@ def first_line(exc: BaseException) -> str:
     one-line errors that quote a library's own message."""
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def int_arg_at_least(lo: int):
+    """An argparse ``type``: an integer ``>= lo``, else a usage error naming the text given."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected an integer >= {lo}")
+        return v
+
+    return parse

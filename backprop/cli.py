@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._validation import int_arg_at_least
 from .callbacks import Callback, json_safe
 
 __all__ = [
@@ -123,14 +124,7 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected an integer >= 1")
-    return v
+_positive_int = int_arg_at_least(1)
 
 
 def _float(lo: float, hi: float | None, lo_open: bool, hi_open: bool = True):

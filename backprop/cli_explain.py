@@ -20,6 +20,8 @@ import textwrap
 
 import numpy as np
 
+from ._validation import int_arg_at_least
+
 MAX_LAYERS = 9
 
 EPILOG = """\
@@ -94,7 +96,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     data.add_argument("--loss", help="loss name (default: the network's natural loss)")
     data.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1)")
-    data.add_argument("--steps", type=int, default=1, help="iterations to explain (default 1)")
+    data.add_argument(
+        "--steps", type=int_arg_at_least(1), default=1, help="iterations to explain (default 1)"
+    )
     data.add_argument("--l2", type=float, default=0.0, help="L2 strength lambda (default 0)")
     view = p.add_argument_group("view")
     view.add_argument("--layer", type=int, help="show only layer L (1 = first hidden layer)")

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from ._validation import int_arg_at_least
+
 __all__ = ["register", "load_corpus", "DEFAULTS"]
 
 #: Defaults of ``lm train`` (the paper's n = 5, m = 30, h = 100, direct connections).
@@ -51,17 +53,7 @@ DEFAULTS = {
 # --------------------------------------------------------------------------------------------
 
 
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected an integer >= {lo}")
-        return v
-
-    return parse
+_int_at_least = int_arg_at_least
 
 
 def _float_in(lo: float, hi: float, *, lo_open=False, hi_open=False):

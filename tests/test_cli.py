@@ -103,6 +103,8 @@ def test_no_command_is_a_usage_error(capsys):
         (["frobnicate"], "invalid choice"),
         (["--threads", "0", "train"], "expected an integer >= 1"),
         (["train", "--threads", "two"], "'two' is not an integer"),
+        (["explain", "--steps", "0"], "argument --steps: '0' is invalid: expected an integer >= 1"),
+        (["lm", "train", "--corpus", "c.txt", "--epochs", "0"], "expected an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_2(capsys, argv, message):
