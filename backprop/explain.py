@@ -433,6 +433,7 @@ class Explanation:
     unit: int | None = None
     digits: int = 4
     dropout: bool = False
+    _acts: list = field(default_factory=list, repr=False)  # the activation objects, by layer
 
     # -- addressing ------------------------------------------------------------------------
     def __getitem__(self, key: str):
@@ -557,12 +558,13 @@ class Explanation:
 MAX_SAMPLES = 8
 
 
-def _structure(net) -> tuple[list[int], list[str], bool]:
-    """Widths, activation names per Dense layer, and whether there is dropout."""
+def _structure(net) -> tuple[list[int], list, bool]:
+    """Widths, activations per Dense layer (the network's own objects, so that a leaky ReLU
+    keeps its slope), and whether there is dropout."""
     if not isinstance(net, Sequential):
         raise TypeError(f"net is a {type(net).__name__}: expected a backprop MLP or Sequential")
     sizes: list[int] = []
-    acts: list[str | None] = []
+    acts: list = []
     dropout = False
     for layer in net.layers:
         if isinstance(layer, Dense):
@@ -576,7 +578,7 @@ def _structure(net) -> tuple[list[int], list[str], bool]:
                     f"explain needs each activation to follow a Dense layer; found "
                     f"{layer!r} without one"
                 )
-            acts[-1] = layer.name
+            acts[-1] = layer.activation
         elif isinstance(layer, Dropout):
             dropout = True
         else:
@@ -586,11 +588,13 @@ def _structure(net) -> tuple[list[int], list[str], bool]:
             )
     if not acts:
         raise ValueError("explain needs a network with at least one Dense layer")
-    return sizes, [a or "identity" for a in acts], dropout
+    return sizes, [a or get_activation("identity") for a in acts], dropout
 
 
 def _as_float64_net(net) -> Sequential:
-    cfg = net.to_config()
+    # the layer-by-layer config: an MLP's own config names its activations only, which loses a
+    # leaky ReLU's slope
+    cfg = Sequential.to_config(net)
     cfg["dtype"] = "float64"
     clone = from_config(cfg)
     clone.set_params({k: np.asarray(v, dtype=np.float64) for k, v in net.params.items()})
@@ -788,7 +792,8 @@ def explain(
             loss = "squared_error"
     elif x is None or y is None:
         raise ValueError("explain(net, x, y) needs an input x and a target y for the network")
-    sizes, act_names, dropout = _structure(net)
+    sizes, acts, dropout = _structure(net)
+    act_names = [a.name for a in acts]
     max_width = _check_int(max_width, "max_width", 1)
     widest = max(sizes)
     if widest > max_width:
@@ -826,7 +831,6 @@ def explain(
     Y = engine.check_targets(y_arr, len(X), loss_obj)
     n = len(X)
 
-    acts = [get_activation(a) for a in act_names]
     fused = loss_obj.fused_with is not None and loss_obj.fused_with == act_names[-1]
     params = {k: v.copy() for k, v in engine.params.items()}
     n_layers = len(acts)
@@ -902,6 +906,7 @@ def explain(
         unit=unit,
         digits=digits,
         dropout=dropout,
+        _acts=acts,
     )
     if notes_default:
         ex.notes = notes_discrepancies(_res_from(ex))
@@ -1294,7 +1299,8 @@ class _Document:
                 _M("1 - ") + n(a, True) + _M("^2", "^{2}"),
             )
         if act in ("relu", "leaky_relu"):
-            other = "0" if act == "relu" else _fmt(get_activation(act).alpha, self.dg)
+            obj = self.ex._acts[l - 1] if len(self.ex._acts) >= l else get_activation(act)
+            other = "0" if act == "relu" else _fmt(obj.alpha, self.dg)
             sym = _M(
                 f"(1 if {zi.t} > 0 else {other})",
                 rf"\begin{{cases}}1 & {zi.l} > 0\\ {other} & \text{{else}}\end{{cases}}",

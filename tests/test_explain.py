@@ -208,6 +208,29 @@ def test_sequential_without_activation_between_dense_layers():
         np.testing.assert_allclose(ex.steps[0].grads[k], numeric, atol=1e-9)
 
 
+def test_leaky_relu_keeps_the_networks_slope():
+    # A leaky ReLU with alpha = 0.3 was explained with the default slope 0.01 (and so was the
+    # engine copy it is checked against): the numbers were not those of the network.
+    net = MLP(
+        [2, 2, 1],
+        activation={"name": "leaky_relu", "alpha": 0.3},
+        output="identity",
+        dtype="float64",
+        seed=0,
+    )
+    net.params["W1"] = [[-1.0, 0.5], [0.3, -0.2]]
+    x, y = np.array([[1.0, 1.0]]), np.array([[0.5]])
+    ex = explain(net, x[0], y[0], loss="squared_error")
+    np.testing.assert_allclose(ex["a1"], [-0.15, 0.1], rtol=1e-12)
+    np.testing.assert_allclose(ex["output"], net.forward(x)[0], rtol=1e-12)
+    assert ex["da/dz1"][0] == pytest.approx(0.3)
+    _, details = gradcheck(net, x, y, loss="squared_error", return_details=True)
+    for k, (_, numeric) in details.items():
+        np.testing.assert_allclose(ex.steps[0].grads[k], numeric, atol=1e-8)
+    text = ex.text()
+    assert "(1 if z1[1] > 0 else 0.3)" in text and "else 0.01" not in text
+
+
 def test_fused_softmax_explains_a_minus_y():
     net = MLP([2, 2, 3], activation="tanh", output="softmax", dtype="float64", seed=4)
     ex = explain(net, [0.5, 0.5], 2)
