@@ -922,14 +922,16 @@ def _res_from(ex: Explanation) -> dict:
     for k in ("W2", "b2"):
         net.params[k] = net.params[k] - SEED000_LR * step.grads[k]
     a_out = float(net.forward(SEED000_X)[0, 0])
+    # the notes make one update: compare with the forward pass after the first step
+    after_one = ex.steps[1] if len(ex.steps) > 1 else None
     return {
         "grads_C0": step.grads,
         "grads_half": grads_half,
         "params_after": step.new_params,
-        "a2_new": float(ex.after[0].output[0]),
+        "a2_new": float((after_one.samples if after_one else ex.after)[0].output[0]),
         "a2_new_output_only": a_out,
         "C0": step.loss,
-        "C0_new": ex.loss_after,
+        "C0_new": after_one.loss if after_one else ex.loss_after,
     }
 
 

@@ -90,6 +90,16 @@ def test_notes_discrepancies_name_the_loss_and_the_correct_values():
     assert res["a2_new_output_only"] != pytest.approx(res["a2_new"], abs=1e-4)
 
 
+def test_notes_discrepancies_compare_one_update_whatever_the_steps():
+    # The notes make one update; with --steps 3 the list quoted the output and loss after the
+    # third update as those "after the update".
+    one = explain()
+    three = explain(steps=3)
+    assert three.notes == one.notes
+    assert f"all layers {one['output_new'][0]:.4f}" in " ".join(three.notes)
+    assert f"{three.loss_after:.6f}" not in " ".join(three.notes)
+
+
 def test_no_notes_section_for_other_inputs():
     ex = explain(x=[1.0, 0.0, 0.0], y=[0.0])
     assert ex.notes == [] and "Where the notes" not in ex.text()
