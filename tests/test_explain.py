@@ -517,6 +517,35 @@ def test_check_warns_when_finite_differences_disagree_at_a_relu_kink(capsys):
     assert "Warning: the gradients above differ" in out and "Every gradient above" not in out
 
 
+@pytest.mark.parametrize("y", [1.0, 10.0, 100.0])
+def test_check_does_not_cry_bug_at_a_saturated_unit_with_a_large_loss(y):
+    # A saturated sigmoid unit has gradients around 1e-7 to 1e-5; next to a loss of 1 to 1e4
+    # the rounding noise of a central difference (about 1e-10 of the loss) is a large part of
+    # them, and the fixed floor of 1e-6 turned it into "a relative error of 2.8e-02 ...
+    # otherwise this is a bug" for gradients that are exact.
+    net = MLP([2, 2, 1], activation="sigmoid", output="identity", dtype="float64", seed=0)
+    net.params["W1"] = [[8.0, 8.0], [0.3, -0.2]]
+    ex = explain(net, [1.0, 1.0], y, loss="squared_error")
+    g = ex.steps[0].grads["W1"][0]
+    assert 1e-8 < abs(g[0]) < 1e-4  # the saturated unit: small, but not zero
+    _, details = gradcheck(net, [[1.0, 1.0]], [[y]], loss="squared_error", return_details=True)
+    for k, (analytic, _) in details.items():
+        np.testing.assert_allclose(ex.steps[0].grads[k], analytic, rtol=1e-12, atol=1e-15)
+    assert ex.steps[0].check["gradcheck_rel_error"] < 1e-4
+    assert "Every gradient above equals" in ex.text() and "Warning" not in ex.text()
+
+
+def test_check_still_warns_when_a_small_gradient_is_wrong(monkeypatch):
+    # the looser floor of a large loss still sees a wrong gradient of ordinary size
+    from backprop.activations import Tanh
+
+    net = MLP([2, 2, 1], activation="tanh", output="identity", dtype="float64", seed=0)
+    monkeypatch.setattr(Tanh, "backward", lambda self, z, a, g: g * (1 - a))
+    ex = explain(net, [1.0, 1.0], 100.0, loss="squared_error")
+    assert ex.steps[0].check["gradcheck_rel_error"] > 1e-2
+    assert "Warning: the gradients above differ" in ex.text()
+
+
 def test_a_diverging_run_is_explained_up_to_the_divergence(capsys):
     argv = [
         "--sizes",
