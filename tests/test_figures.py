@@ -129,3 +129,14 @@ def test_installed_command(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert _is_png(tmp_path / "lr_schedules.png")
+
+
+def test_xor_rows_are_labelled_by_their_outcome(tmp_path):
+    # From --seed 1 the first network seed of the "solved" row stays stuck at 50% and that of
+    # the "stuck" row solves XOR: the rows were labelled the wrong way round.
+    from backprop.figures import figure_xor_boundary
+
+    num = figure_xor_boundary(tmp_path, seed=1, gif=False).numbers
+    assert num["solved"]["accuracy"] == 1.0 and num["solved"]["loss"] < 0.05
+    assert num["stuck"]["accuracy"] < 1.0
+    assert num["solved"]["seed"] != num["stuck"]["seed"]
