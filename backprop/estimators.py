@@ -48,6 +48,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -423,9 +424,13 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self) -> list[np.ndarray]:
         """``coefs_[i]`` of shape ``(n_in, n_out)``: a transposed view of the engine's ``W``
-        (editing it in place edits the model; assigning a list copies it in)."""
+        (editing it in place edits the model; assigning a list, or one layer
+        ``coefs_[i] = W``, copies it in)."""
         net = self._fitted_net("coefs_")
-        return [net.params[f"W{i}"].T for i in range(1, len(net.sizes))]
+        return _LayerList(
+            [net.params[f"W{i}"].T for i in range(1, len(net.sizes))],
+            lambda i, v: net.params.__setitem__(f"W{i + 1}", np.asarray(v).T),
+        )
 
     @coefs_.setter
     def coefs_(self, values):
@@ -436,7 +441,10 @@ class _BaseMLP(BaseEstimator):
     def intercepts_(self) -> list[np.ndarray]:
         """``intercepts_[i]`` of shape ``(n_out,)``: views of the engine's ``b``."""
         net = self._fitted_net("intercepts_")
-        return [net.params[f"b{i}"] for i in range(1, len(net.sizes))]
+        return _LayerList(
+            [net.params[f"b{i}"] for i in range(1, len(net.sizes))],
+            lambda i, v: net.params.__setitem__(f"b{i + 1}", np.asarray(v)),
+        )
 
     @intercepts_.setter
     def intercepts_(self, values):
@@ -1190,6 +1198,36 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _LayerList(list):
+    """What ``coefs_`` / ``intercepts_`` return: a list of views of the network's arrays where
+    assigning an item (``clf.coefs_[0] = W``, as with scikit-learn's list) copies ``W`` into the
+    network (shape checked). A copy or a pickle of it is a plain list."""
+
+    def __init__(self, arrays, write):
+        super().__init__(arrays)
+        self._write = write  # write(i, array): copy array into layer i
+
+    def __setitem__(self, index, value):
+        n = len(self)
+        if isinstance(index, slice):
+            indices = range(n)[index]
+            values = list(value)
+            if len(values) != len(indices):
+                raise ValueError(
+                    f"{len(values)} arrays for {len(indices)} layers: expected one each"
+                )
+        else:
+            i = operator.index(index)
+            if not -n <= i < n:
+                raise IndexError(f"layer index {index} is out of range: expected -{n} to {n - 1}")
+            indices, values = [i % n], [value]
+        for i, v in zip(indices, values, strict=True):
+            self._write(i, v)  # the views in the list see the new values
+
+    def __reduce__(self):
+        return (list, (list(self),))
 
 
 def _with_weights(Y, sw):

@@ -140,6 +140,27 @@ def test_editing_and_assigning_coefs_changes_the_model(iris):
         _ = MLPClassifier().coefs_
 
 
+def test_assigning_one_layer_of_coefs_or_intercepts_changes_the_model(iris):
+    # scikit-learn's coefs_ is a list of arrays: ``clf.coefs_[i] = W`` replaces a layer
+    X, y = iris
+    clf = _quiet_fit(MLPClassifier((6,), max_iter=3, random_state=0), X, y)
+    clf.coefs_[1] = np.zeros((6, 3))
+    clf.intercepts_[-1] = np.array([0.0, 5.0, 0.0])
+    np.testing.assert_array_equal(clf.net_.params["W2"], np.zeros((3, 6)))
+    np.testing.assert_array_equal(clf.net_.params["b2"], [0, 5, 0])
+    assert (clf.predict(X) == 1).all()
+    clf.coefs_[0:1] = [np.ones((4, 6))]
+    np.testing.assert_array_equal(clf.net_.params["W1"], np.ones((6, 4)))
+    with pytest.raises(ValueError, match="shape"):
+        clf.coefs_[0] = np.ones((6, 4))
+    with pytest.raises(IndexError):
+        clf.intercepts_[2] = np.zeros(3)
+    # a copy or a pickle of the list is a plain list of arrays, detached from the model
+    copied = pickle.loads(pickle.dumps(clf.coefs_))
+    assert type(copied) is list and len(copied) == 2
+    np.testing.assert_array_equal(copied[0], np.ones((4, 6)))
+
+
 @pytest.mark.parametrize("activation,factor", [("relu", 6.0), ("tanh", 6.0), ("logistic", 2.0)])
 def test_initialisation_is_sklearns_glorot_uniform(activation, factor):
     rng = np.random.default_rng(0)
