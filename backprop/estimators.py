@@ -1575,6 +1575,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         first = "classes_" not in self.__dict__
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: give a dict"
+            )
         if classes is not None:
             wanted = unique_labels(classes)
             if not first and not np.array_equal(self.classes_, wanted):
@@ -1583,10 +1587,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"was: {self.classes_!r}"
                 )
             if first:
-                if isinstance(self.class_weight, str):
-                    raise ValueError(
-                        "class_weight='balanced' is not supported for partial_fit: give a dict"
-                    )
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
                     self._label_binarizer.fit(y)

@@ -346,6 +346,20 @@ def test_class_weight_errors(iris):
         MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
 
 
+def test_balanced_class_weight_is_refused_by_every_partial_fit_call(iris):
+    # "balanced" would be the class frequencies of one batch: refused after fit too
+    X, y = iris
+    fitted = _quiet_fit(MLPClassifier((4,), max_iter=2, class_weight="balanced"), X, y)
+    before = fitted.net_.flat_params.copy()
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported"):
+        fitted.partial_fit(X[:60], y[:60])
+    np.testing.assert_array_equal(fitted.net_.flat_params, before)
+    clf = MLPClassifier((4,)).partial_fit(X, y, classes=[0, 1, 2])
+    clf.set_params(class_weight="balanced")
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported"):
+        clf.partial_fit(X, y)
+
+
 # --------------------------------------------------------------------------------------------
 # scikit-learn's stopping rules, learning-rate rules and warnings
 # --------------------------------------------------------------------------------------------
