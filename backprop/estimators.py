@@ -321,6 +321,12 @@ def _check_solver_is_stochastic(est) -> bool:
     return True
 
 
+def _copied(scores):
+    """A converted model's own list of validation scores (training one then leaves the
+    other's alone); None stays None."""
+    return None if scores is None else list(scores)
+
+
 def _scaled(value, scale: float):
     """A loss figure converted between scikit-learn's units and ours (None stays None)."""
     return None if value is None else float(value) * scale
@@ -1107,7 +1113,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = _scaled(getattr(model, "loss_", None), scale)
         self.loss_curve_ = [_scaled(v, scale) for v in getattr(model, "loss_curve_", [])]
         self.best_loss_ = _scaled(getattr(model, "best_loss_", None), scale)
-        self.validation_scores_ = getattr(model, "validation_scores_", None)
+        self.validation_scores_ = _copied(getattr(model, "validation_scores_", None))
         self.best_validation_score_ = getattr(model, "best_validation_score_", None)
         self.validation_loss_curve_ = [] if self.validation_scores_ is not None else None
         self.history_ = History(loss=list(self.loss_curve_))
@@ -1177,8 +1183,8 @@ class _BaseMLP(BaseEstimator):
             model.feature_names_in_ = self.feature_names_in_
         model.n_iter_ = self.n_iter_
         model.t_ = self.t_
-        for k in ("validation_scores_", "best_validation_score_"):
-            setattr(model, k, self.__dict__.get(k))
+        model.validation_scores_ = _copied(self.__dict__.get("validation_scores_"))
+        model.best_validation_score_ = self.__dict__.get("best_validation_score_")
         # back to scikit-learn's units: its squared error is averaged over the outputs
         scale = 1.0 if _is_clf(self) else 1.0 / float(self.n_outputs_)
         model.loss_ = _scaled(self.__dict__.get("loss_"), scale)

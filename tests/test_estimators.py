@@ -827,6 +827,20 @@ def test_a_converted_model_keeps_training_in_scikit_learn():
         clf.to_sklearn().set_params(warm_start=True, max_iter=5).fit(Xs, y)
 
 
+def test_conversions_copy_the_validation_scores_so_training_one_leaves_the_other():
+    X, y = load_iris(return_X_y=True)
+    Xs = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkMLPClassifier(max_iter=4, early_stopping=True, random_state=0).fit(Xs, y)
+        ours = MLPClassifier.from_sklearn(sk).set_params(warm_start=True, max_iter=3)
+        ours.fit(Xs, y)
+        assert len(sk.validation_scores_) == 4 and len(ours.validation_scores_) == 7
+        back = ours.to_sklearn().set_params(warm_start=True, max_iter=2)
+        back.fit(Xs, y)
+        assert len(ours.validation_scores_) == 7 and len(back.validation_scores_) == 9
+
+
 def test_conversions_keep_a_multi_output_regressors_loss_in_each_librarys_units():
     X, y = load_iris(return_X_y=True)
     Y = np.c_[X[:, 0], y]
