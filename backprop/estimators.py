@@ -481,7 +481,12 @@ class _BaseMLP(BaseEstimator):
     def _hidden_sizes(self) -> list[int]:
         h = self.hidden_layer_sizes
         sizes = [h] if not hasattr(h, "__iter__") else list(h)
-        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0 for s in sizes):
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                raise ValueError(
+                    f"hidden_layer_sizes={h!r} has the width {s!r}: expected whole numbers > 0"
+                )
+        if any(s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return [int(s) for s in sizes]
 

@@ -512,6 +512,8 @@ def test_errors_as_sklearn_users_expect(iris):
         MLPRegressor(alpha=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         MLPClassifier(hidden_layer_sizes=(5, 0)).fit(X, y)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=.*2\.5.*expected whole numbers"):
+        MLPClassifier(hidden_layer_sizes=(5, 2.5)).fit(X, y)  # not "must be > 0"
     with pytest.raises(ValueError, match="Unknown label type"):
         MLPClassifier().fit(X, X[:, 0])
     clf = _quiet_fit(MLPClassifier((5,), max_iter=1), X, y)
