@@ -697,6 +697,13 @@ class _BaseMLP(BaseEstimator):
                 f"the network has activations {net.activation}: fit with warm_start=False to "
                 "change activation"
             )
+        out = "exp" if self._loss_kind() == "poisson" else _SK_OUT[self._output_activation()]
+        if self.out_activation_ != out:
+            raise ValueError(
+                f"the network has out_activation_={self.out_activation_!r} but "
+                f"loss={self._loss_kind()!r} needs {out!r}: fit with warm_start=False to change "
+                "loss"
+            )
         drops = self._dropouts(len(hidden))
         if net.dropout != [float(d) for d in drops]:  # a training setting: applied, not refused
             net.set_dropout(drops)

@@ -655,6 +655,23 @@ def test_warm_start_continues_and_refuses_a_changed_network(iris):
         clf.fit(X[:100], y[:100])
 
 
+@pytest.mark.parametrize("first,then", [("squared_error", "poisson"), ("poisson", "squared_error")])
+def test_continued_training_refuses_a_changed_regression_loss(first, then, iris):
+    # the output (identity or exp of the log-mean) was built for the first loss: training on
+    # with the other one would leave predict applying the wrong output
+    X, _ = iris
+    y = np.exp(X[:, 0] / 2)
+    reg = MLPRegressor(loss=first, hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    reg = _quiet_fit(reg, X, y)
+    before = reg.net_.flat_params.copy()
+    reg.set_params(loss=then, warm_start=True)
+    with pytest.raises(ValueError, match=f"loss='{then}'.*warm_start=False"):
+        reg.fit(X, y)
+    with pytest.raises(ValueError, match=f"loss='{then}'.*warm_start=False"):
+        reg.partial_fit(X, y)
+    np.testing.assert_array_equal(reg.net_.flat_params, before)
+
+
 # --------------------------------------------------------------------------------------------
 # scikit-learn tooling, pickling, model files
 # --------------------------------------------------------------------------------------------
