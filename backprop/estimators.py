@@ -1509,8 +1509,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"{classes.tolist()}"
                 )
             weights = np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+            for c, w in zip(classes.tolist(), weights, strict=True):
+                if not (math.isfinite(w) and w >= 0):
+                    raise ValueError(
+                        f"class_weight[{c!r}]={w} is invalid: expected a finite weight >= 0"
+                    )
         per_sample = weights[np.searchsorted(classes, y)]
-        return per_sample if sw is None else sw * per_sample
+        sw = per_sample if sw is None else sw * per_sample
+        if not np.any(sw):
+            raise ValueError(
+                f"class_weight={cw!r} gives every sample the weight zero: expected at least "
+                "one non-zero weight"
+            )
+        return sw
 
     def _score_outputs(self, A, y, sample_weight):
         return accuracy_score(y, self._labels(A), sample_weight=sample_weight)

@@ -346,6 +346,20 @@ def test_class_weight_errors(iris):
         MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
 
 
+@pytest.mark.parametrize("weight", [-1.0, np.nan, np.inf])
+def test_a_negative_or_non_finite_class_weight_is_refused(weight, iris):
+    # a negative weight trained the class's loss upward; NaN and inf ended in "diverged"
+    X, y = iris
+    with pytest.raises(ValueError, match=rf"class_weight\[1\]={weight}.*expected a finite"):
+        MLPClassifier(class_weight={1: weight}).fit(X, y)
+
+
+def test_class_weights_that_zero_every_sample_are_refused(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="zero"):
+        MLPClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}).fit(X, y)
+
+
 def test_balanced_class_weight_is_refused_by_every_partial_fit_call(iris):
     # "balanced" would be the class frequencies of one batch: refused after fit too
     X, y = iris
