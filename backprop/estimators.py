@@ -1755,7 +1755,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError("loss='poisson' needs targets y >= 0")
+            raise ValueError(
+                f"y has the negative value {float(np.min(y))!r}: loss='poisson' expects y >= 0"
+            )
         Y = np.asarray(y, dtype=self._np_dtype())
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
