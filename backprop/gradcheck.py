@@ -85,14 +85,19 @@ def gradcheck(
         As for :meth:`Sequential.loss_and_grad`.
     h : float
         Finite-difference step.
+    floor : float
+        Smallest denominator of the relative error (see :func:`relative_error`).
     return_details : bool
         Also return ``{name: (analytic, numeric)}``.
 
     Returns
     -------
     float
-        The worst relative error over all parameters (about 1e-7 or less in float64 for a
-        correct backward pass).
+        The worst relative error over all parameters: about 1e-7 or less in float64 for a
+        correct backward pass, unless some gradients are tiny next to the loss. A central
+        difference carries a rounding error of about ``1e-16 |C| / h`` (1e-10 |C| for the
+        default ``h``), so beside a loss of 100 a correct gradient of 1e-6 can show a relative
+        error of 1e-2; pass a larger ``floor`` there (``1e-5 |C|``, as ``explain`` does).
 
     Examples
     --------
