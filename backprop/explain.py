@@ -1488,8 +1488,8 @@ class _Document:
                 _Row(
                     _M("s", "s"),
                     _M(
-                        f"sum_k dC/da{l}[k] a{l}[k] = ",
-                        rf"\sum_k \frac{{\partial C}}{{\partial a^{{({l})}}_k}}"
+                        f"sum_k dC{sub}/da{l}[k] a{l}[k] = ",
+                        rf"\sum_k \frac{{\partial C{sub}}}{{\partial a^{{({l})}}_k}}"
                         rf" a^{{({l})}}_k = ",
                     )
                     + _join(
@@ -1507,9 +1507,9 @@ class _Document:
                     _Row(
                         _sym("delta", l, i + 1),
                         _M(
-                            f"sum_k dC/da{l}[k] da{l}[k]/dz{l}[{i + 1}] = a{l}[{i + 1}]"
-                            f"(dC/da{l}[{i + 1}] - s) = ",
-                            rf"a^{{({l})}}_{{{i + 1}}}\left(\frac{{\partial C}}"
+                            f"sum_k dC{sub}/da{l}[k] da{l}[k]/dz{l}[{i + 1}] = a{l}[{i + 1}]"
+                            f"(dC{sub}/da{l}[{i + 1}] - s) = ",
+                            rf"a^{{({l})}}_{{{i + 1}}}\left(\frac{{\partial C{sub}}}"
                             rf"{{\partial a^{{({l})}}_{{{i + 1}}}}} - s\right) = ",
                         )
                         + n(lt.a[i])
@@ -1567,7 +1567,11 @@ class _Document:
         n = self.n
         ex = self.ex
         ns = len(step.samples)
-        head = "Batch gradient: dC/dtheta = (1/n) sum_x dC_x/dtheta" if ns > 1 else "L2 term"
+        head = (
+            "Batch gradient: dC/dtheta = (1/n) sum_x dC_x/dtheta"
+            if ns > 1
+            else "With the L2 term: dC/dtheta = dC_x/dtheta"
+        )
         if ex.l2:
             head += f" + (lambda/n) W for weights, lambda = {_fmt(ex.l2, self.dg)}, n = {ns}"
         b.append(("h", 2, head))

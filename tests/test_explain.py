@@ -579,3 +579,17 @@ def test_class_labels_per_sample_may_be_separated_by_semicolons(capsys):
     assert rc == 0  # was: y has shape (2, 1): expected (2, 3)
     rc, out_commas = _run_cli([*base, "--y", "0,2"], capsys)
     assert rc == 0 and json.loads(out_semicolons) == json.loads(out_commas)
+
+
+def test_softmax_jacobian_rows_of_a_batch_name_the_sample_loss_and_the_l2_heading_reads():
+    """With several samples the Jacobian row read dC/da although its values are dC_x/da; with
+    one sample and L2 the heading read 'L2 term + (lambda/n) W for weights'."""
+    net = MLP([2, 3, 2], activation="tanh", output="softmax", dtype="float64", seed=0)
+    X = np.array([[1.0, 2.0], [0.5, -1.0]])
+    Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    text = explain(net, X, Y, loss="squared_error", lr=0.1).text()
+    assert "sum_k dC_x/da2[k] a2[k] = " in text
+    assert "sum_k dC/da2" not in text
+    one = explain(net, X[:1], Y[:1], loss="squared_error", lr=0.1, l2=0.1).text()
+    assert "With the L2 term: dC/dtheta = dC_x/dtheta + (lambda/n) W for weights" in one
+    assert "L2 term + (lambda/n)" not in one
