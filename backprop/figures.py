@@ -100,7 +100,14 @@ def _png_bytes(fig, dpi: int = DPI) -> bytes:
 
 
 def _save(fig, path: Path) -> str:
-    atomic_write_bytes(path, _png_bytes(fig))
+    return _write(path, _png_bytes(fig))
+
+
+def _write(path: Path, data: bytes) -> str:
+    """Write a figure file atomically, creating its folder (``figure_*(out_dir)`` called on a
+    folder that does not exist yet, as :func:`make_figures` does)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
     return os.fspath(path)
 
 
@@ -289,8 +296,7 @@ def _xor_gif(path: Path, net, params_list, X, y) -> str:
     buf = io.BytesIO()
     pal[0].save(buf, format="GIF", save_all=True, append_images=pal[1:], duration=120, loop=0,
                 optimize=True)  # fmt: skip
-    atomic_write_bytes(path, buf.getvalue())
-    return os.fspath(path)
+    return _write(path, buf.getvalue())
 
 
 # -- 3. gradient descent on x^2 ----------------------------------------------------------------

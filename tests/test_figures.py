@@ -140,3 +140,14 @@ def test_xor_rows_are_labelled_by_their_outcome(tmp_path):
     assert num["solved"]["accuracy"] == 1.0 and num["solved"]["loss"] < 0.05
     assert num["stuck"]["accuracy"] < 1.0
     assert num["solved"]["seed"] != num["stuck"]["seed"]
+
+
+def test_a_figure_function_creates_its_folder(tmp_path):
+    """figure_*(out_dir) on a folder that did not exist raised FileNotFoundError; only
+    make_figures created it."""
+    from backprop.figures import figure_lr_schedules
+
+    out = tmp_path / "new" / "dir"
+    result = figure_lr_schedules(out, quick=True)
+    assert (out / "lr_schedules.png").is_file()
+    assert result
